@@ -1,0 +1,88 @@
+"""Construction time with and without mimetic init, side by side in one run.
+
+    python benchmarks/bench_init.py                       # ViT-Tiny, ViT-B/16, GPT-2 small, Mamba-130M
+    python benchmarks/bench_init.py --models gpt2-xl      # 1.5B parameters: ~12 GB of RAM for the two builds
+    python benchmarks/bench_init.py --scaling             # extra seconds per layer as d grows (GPT-2 blocks)
+
+Each repeat builds the default and the mimetic model back to back (alternating which goes first) and the table
+reports medians and the ratio mimetic / default. Only the ratio is meant to transfer between machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForImageClassification, GPT2Config, MambaConfig, ViTConfig
+
+import hf_mimetic  # noqa: F401  (installs the hook)
+
+MODELS = {
+    # The thesis's CIFAR-10 model (§3.2.4).
+    "vit-tiny": (AutoModelForImageClassification, lambda: ViTConfig(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768, image_size=32, patch_size=2, num_labels=10)),
+    "vit-b16": (AutoModelForImageClassification, lambda: ViTConfig(num_labels=1000)),
+    "gpt2": (AutoModelForCausalLM, GPT2Config),
+    "mamba-130m": (AutoModelForCausalLM, lambda: MambaConfig(hidden_size=768, num_hidden_layers=24, state_size=16, vocab_size=50280)),
+    "gpt2-xl": (AutoModelForCausalLM, lambda: GPT2Config(n_embd=1600, n_layer=48, n_head=25)),
+}
+DEFAULT_MODELS = ["vit-tiny", "vit-b16", "gpt2", "mamba-130m"]
+
+
+def build_seconds(auto, config, **kwargs) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    model = auto.from_config(config, **kwargs)
+    seconds = time.perf_counter() - start
+    del model
+    return seconds
+
+
+def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float]:
+    """Median seconds (default, mimetic); the first build of each kind is a discarded warm-up."""
+    config = make_config()
+    build_seconds(auto, config)
+    build_seconds(auto, config, mimetic_init=True, **mimetic)
+    default, with_init = [], []
+    for repeat in range(repeats):
+        order = [(default, {}), (with_init, {"mimetic_init": True, **mimetic})]
+        for times, kwargs in order if repeat % 2 == 0 else order[::-1]:
+            times.append(build_seconds(auto, config, **kwargs))
+    return statistics.median(default), statistics.median(with_init)
+
+
+def scaling_table(repeats: int) -> str:
+    """Extra seconds per attention layer for GPT-2 blocks of growing width (heads of 64, 4 layers, tiny vocab)."""
+    lines = ["| d | heads | default s/layer | mimetic extra s/layer | ratio |", "|---:|---:|---:|---:|---:|"]
+    for d in (256, 512, 1024, 1600):
+        make = lambda d=d: GPT2Config(n_embd=d, n_layer=4, n_head=d // 64, vocab_size=256, n_positions=256)
+        default, with_init = measure(AutoModelForCausalLM, make, repeats)
+        lines.append(f"| {d} | {d // 64} | {default / 4:.4f} | {(with_init - default) / 4:.4f} | {with_init / default:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=DEFAULT_MODELS)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--qk-svd", choices=["auto", "randomized", "exact"], default="auto")
+    parser.add_argument("--scaling", action="store_true", help="also print the per-layer cost as d grows")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, qk_svd={args.qk_svd}\n")
+    print("| model | params | default s | mimetic s | ratio |\n|---|---:|---:|---:|---:|")
+    for name in args.models:
+        auto, make_config = MODELS[name]
+        with torch.device("meta"):
+            params = sum(p.numel() for p in auto.from_config(make_config()).parameters())
+        # qk_svd is an attention option; SSM models take their preset unchanged.
+        mimetic = {} if "mamba" in name else {"mimetic_config": {"qk_svd": args.qk_svd}}
+        default, with_init = measure(auto, make_config, args.repeats, **mimetic)
+        print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {with_init / default:.2f} |", flush=True)
+    if args.scaling:
+        print("\n" + scaling_table(args.repeats))
+
+
+if __name__ == "__main__":
+    main()

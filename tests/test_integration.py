@@ -1,0 +1,198 @@
+"""The hook into transformers: from_config kwargs, config round trips, loading, meta device, dtypes, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import CONFIGS, build
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, BertConfig, ViTConfig
+
+import hf_mimetic
+from hf_mimetic import MimeticConfig, apply_mimetic_init
+from hf_mimetic.integration import install, uninstall
+from hf_mimetic.structure import structure
+
+
+def state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    sa, sb = state(a), state(b)
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def test_without_mimetic_init_weights_are_bit_identical_to_stock_transformers(family):
+    uninstall()
+    try:
+        stock = build(family)
+    finally:
+        install()
+    assert_same_weights(stock, build(family))
+    assert_same_weights(stock, build(family, mimetic_init=False))
+
+
+def test_install_is_idempotent(family):
+    install()
+    install()
+    uninstall()
+    install()
+    torch.manual_seed(0)
+    a = build(family, mimetic_init=True)
+    b = build(family, mimetic_init=True)
+    assert_same_weights(a, b)  # deterministic under torch.manual_seed, and the init ran once per module
+
+
+def test_from_config_returns_the_native_class_and_does_not_mutate_the_callers_config(family):
+    config = CONFIGS[family]()
+    before = config.to_dict()
+    model = build(family, config=config, mimetic_init=True, mimetic_config={"layers": [0]})
+    assert type(model).__module__.startswith("transformers.models.")
+    assert config.to_dict() == before and not hasattr(config, "mimetic_init")
+    assert model.config.mimetic_init is True and model.config.mimetic_config["layers"] == [0]
+
+
+def test_different_seeds_give_different_weights():
+    a, b = build("vit", seed=0, mimetic_init=True), build("vit", seed=1, mimetic_init=True)
+    assert not torch.equal(a.vit.layers[0].attention.q_proj.weight, b.vit.layers[0].attention.q_proj.weight)
+
+
+def test_flags_round_trip_through_config_json(family, tmp_path):
+    model = build(family, mimetic_init=True)
+    model.config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["mimetic_init"] is True
+    reloaded = AutoConfig.from_pretrained(tmp_path)
+    assert reloaded.mimetic_config == model.config.mimetic_config
+    assert MimeticConfig.resolve(family, reloaded.mimetic_config) == MimeticConfig.for_family(family)
+
+
+def test_model_class_with_flags_on_the_config(family):
+    config = CONFIGS[family](mimetic_init=True, mimetic_config={"layers": [0, 2]})
+    torch.manual_seed(0)
+    direct = AutoModel.from_config(config)
+    torch.manual_seed(0)
+    via_kwargs = AutoModel.from_config(CONFIGS[family](), mimetic_init=True, mimetic_config={"layers": [0, 2]})
+    assert_same_weights(direct, via_kwargs)
+    assert structure(direct) != structure(build(family).base_model)
+
+
+def test_from_pretrained_returns_bit_identical_weights_and_writes_nothing(family, tmp_path, monkeypatch):
+    model = build(family, mimetic_init=True)
+    model.save_pretrained(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the mimetic maths ran on loaded weights")
+
+    import hf_mimetic.adapters.attention as attention
+    import hf_mimetic.adapters.ssm as ssm
+
+    monkeypatch.setattr(attention, "layer_factors", fail)
+    monkeypatch.setattr(ssm, "shifted_a_log", fail)
+    loaded = type(model).from_pretrained(tmp_path)
+    assert loaded.config.mimetic_init is True
+    assert_same_weights(model, loaded)
+
+
+def test_a_missing_head_is_still_initialised(tmp_path):
+    model = build("vit", mimetic_init=True)
+    model.save_pretrained(tmp_path)
+    torch.manual_seed(5)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path, num_labels=3, ignore_mismatched_sizes=True)
+    assert loaded.classifier.weight.shape == (3, 96)
+    assert loaded.classifier.weight.std().item() > 0  # freshly initialised, not left empty
+    for name, tensor in model.vit.state_dict().items():
+        assert torch.equal(tensor, loaded.vit.state_dict()[name]), name
+
+
+def test_meta_device_does_not_crash(family):
+    from accelerate import init_empty_weights
+
+    with torch.device("meta"):
+        model = build(family, mimetic_init=True)
+    assert all(p.is_meta for p in model.parameters())
+    with init_empty_weights():
+        model = build(family, mimetic_init=True)
+    assert all(p.is_meta for p in model.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models_get_the_same_structure(family, dtype):
+    low = build(family, mimetic_init=True, dtype=dtype)
+    assert {p.dtype for p in low.parameters()} == {dtype}
+    reference = structure(build(family, mimetic_init=True).base_model)
+    for row_low, row_ref in zip(structure(low.base_model), reference):
+        for key in row_ref:
+            assert row_low[key] == pytest.approx(row_ref[key], abs=0.02 + 0.05 * abs(row_ref[key])), key
+
+
+def test_apply_mimetic_init_to_a_built_model(family):
+    model = build(family)
+    apply_mimetic_init(model, layers=[1])
+    assert model.config.mimetic_init is True and model.config.mimetic_config["layers"] == [1]
+    rows = structure(model.base_model)
+    key = "qk_diag" if family in ("vit", "gpt2") else "mean_delta"
+    reference = structure(build(family, mimetic_init=True).base_model)
+    assert rows[1][key] == pytest.approx(reference[1][key], rel=0.2)
+    assert rows[0][key] != pytest.approx(reference[0][key], rel=0.2)
+
+
+def test_apply_mimetic_init_refuses_loaded_weights(tmp_path):
+    build("gpt2").save_pretrained(tmp_path)
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="would overwrite .* loaded by from_pretrained"):
+        apply_mimetic_init(loaded)
+
+
+# ------------------------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"qk_bta": 0.5}, r"unknown mimetic_config key 'qk_bta'; valid keys for vit: \[.*'qk_beta'"),
+        ({"qk_alpha": 1.5}, r"qk_alpha must be a number in \[0.0, 1.0\], got 1.5"),
+        ({"vo_beta": -0.1}, r"vo_beta must be a number in \[0.0, 1.0\], got -0.1"),
+        ({"layers": [0, 3]}, r"layers \[3\] out of range: the model has 3 layers \(valid: 0..2\)"),
+        ({"noise": "cauchy"}, r"noise must be one of \('normal', 'uniform'\), got 'cauchy'"),
+        ({"ssm_a_shift": 4.0}, r"mimetic_config key 'ssm_a_shift' does not apply to vit models"),
+        ({"preset": "ssm"}, r"preset 'ssm' does not apply to vit models; valid presets: \('vision', 'language'\)"),
+        ({"qk": "yes"}, r"qk must be True or False, got 'yes'"),
+    ],
+)
+def test_bad_settings_raise_a_clear_error(settings, message):
+    with pytest.raises(ValueError, match=message):
+        build("vit", mimetic_init=True, mimetic_config=settings)
+
+
+def test_bad_settings_on_the_config_raise_when_the_model_is_built():
+    config = CONFIGS["mamba"](mimetic_init=True, mimetic_config={"layers": [7]})
+    with pytest.raises(ValueError, match=r"layers \[7\] out of range"):
+        AutoModel.from_config(config)
+
+
+def test_unsupported_family_is_named():
+    with pytest.raises(ValueError, match=r"does not support BertModel; supported model families: vit .*mamba2"):
+        AutoModel.from_config(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64), mimetic_init=True)
+
+
+def test_head_dim_that_does_not_divide_the_hidden_size():
+    config = ViTConfig(hidden_size=100, num_hidden_layers=1, num_attention_heads=3, intermediate_size=64, image_size=8, patch_size=4)
+    with pytest.raises(ValueError, match=r"num_heads × head_dim == hidden_size.*3 × 33 = 99 != 100"):
+        AutoModel.from_config(config, mimetic_init=True)
+
+
+def test_mimetic_config_without_mimetic_init_is_an_error():
+    with pytest.raises(ValueError, match="mimetic_config was given without mimetic_init=True"):
+        build("vit", mimetic_config={"qk_beta": 0.5})
+
+
+def test_public_api():
+    assert set(hf_mimetic.FAMILIES) == {"vit", "gpt2", "mamba", "mamba2"}
+    assert MimeticConfig.for_family("gpt2", qk_beta=0.6).qk_alpha == 0.0
+    assert MimeticConfig.for_family("mamba").ssm_identity_conv is False
+    assert MimeticConfig.for_family("mamba2").ssm_identity_conv is True

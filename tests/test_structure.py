@@ -1,0 +1,193 @@
+"""Structure of initialised models, per family, recomputed here from the raw module weights (not via the adapters).
+
+A wrong transpose still gives a plausible matrix with the right spectrum, but not the negative VO diagonal or the
+positive QK diagonal: so every product below is rebuilt from ``module.weight`` following the layouts in METHOD.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import CONFIGS, build
+
+from hf_mimetic.functional.attention import expected_qk_diagonal
+from hf_mimetic.functional.positions import sinusoidal_1d, sinusoidal_2d
+from hf_mimetic.functional.ssm import DELTA_ONE_BIAS
+
+
+def vit_products(model):
+    """Per layer: W_Q^h W_K^hᵀ per head = (q rows of head h)ᵀ (k rows), and W_V W_O = Wvᵀ Woᵀ."""
+    out = []
+    for layer in model.vit.layers:
+        a = layer.attention
+        h, k = a.num_attention_heads, a.head_dim
+        q = a.q_proj.weight.detach().view(h, k, -1)
+        kk = a.k_proj.weight.detach().view(h, k, -1)
+        out.append((q.mT @ kk, a.v_proj.weight.detach().T @ a.o_proj.weight.detach().T))
+    return out
+
+
+def gpt2_products(model):
+    """Per layer: W[:, q_h] W[:, k_h]ᵀ from c_attn (Conv1D, y = x W), and W[:, v] · c_proj.weight."""
+    out = []
+    for block in model.transformer.h:
+        a = block.attn
+        d, h, k = a.embed_dim, a.num_heads, a.head_dim
+        w = a.c_attn.weight.detach()
+        qk = torch.stack([w[:, i * k : (i + 1) * k] @ w[:, d + i * k : d + (i + 1) * k].T for i in range(h)])
+        out.append((qk, w[:, 2 * d :] @ a.c_proj.weight.detach()))
+    return out
+
+
+PRODUCTS = {"vit": vit_products, "gpt2": gpt2_products}
+
+
+def mean_diag(m):
+    return m.diagonal(dim1=-2, dim2=-1).mean().item()
+
+
+@pytest.mark.parametrize("family", ["vit", "gpt2"])
+def test_attention_products_match_the_targets(family):
+    config = CONFIGS[family]()
+    d, heads = config.hidden_size, config.num_attention_heads
+    model = build(family, mimetic_init=True)
+    cfg = model.config.mimetic_config
+    expected = expected_qk_diagonal(d, d // heads, cfg["qk_alpha"], cfg["qk_beta"], samples=16)
+    for qk, vo in PRODUCTS[family](model):
+        per_head = qk.diagonal(dim1=-2, dim2=-1).mean(-1)
+        assert per_head.tolist() == pytest.approx([expected] * heads, rel=0.12)
+        assert not torch.allclose(qk[0], qk[1], atol=1e-3), "each head needs its own Z_h / basis"
+        assert mean_diag(vo) == pytest.approx(-cfg["vo_beta"], abs=0.06)
+        off = vo - torch.diag(vo.diagonal())
+        # W_V W_O = α2 Z − β2 I exactly: off-diagonal entries have std α2/√d.
+        assert off.pow(2).sum().div(d * d - d).sqrt().item() == pytest.approx(cfg["vo_alpha"] / math.sqrt(d), rel=0.15)
+
+
+@pytest.mark.parametrize("family", ["vit", "gpt2"])
+def test_default_init_has_no_such_structure(family):
+    for qk, vo in PRODUCTS[family](build(family)):
+        assert abs(mean_diag(qk)) < 0.02 and abs(mean_diag(vo)) < 0.02
+
+
+def test_vit_position_embeddings_are_the_2d_table_times_gamma():
+    model = build("vit", mimetic_init=True, mimetic_config={"position_scale": 2.0})
+    table = model.vit.embeddings.position_embeddings.detach()[0]
+    grid = 16 // 4
+    torch.testing.assert_close(table[0], torch.zeros(96))  # CLS position
+    torch.testing.assert_close(table[1:], 2.0 * sinusoidal_2d(grid, grid, 96))
+    assert model.vit.embeddings.position_embeddings.requires_grad
+
+
+def test_gpt2_position_embeddings_are_the_1d_table_and_can_be_frozen():
+    model = build("gpt2", mimetic_init=True, mimetic_config={"freeze_position_embeddings": True})
+    torch.testing.assert_close(model.transformer.wpe.weight.detach(), sinusoidal_1d(48, 64))
+    assert not model.transformer.wpe.weight.requires_grad
+    assert model.transformer.wte.weight.requires_grad
+
+
+def test_attention_biases_are_zero():
+    model = build("vit", mimetic_init=True)
+    a = model.vit.layers[0].attention
+    for proj in (a.q_proj, a.k_proj, a.v_proj, a.o_proj):
+        assert torch.count_nonzero(proj.bias) == 0
+
+
+@pytest.mark.parametrize("family", ["vit", "gpt2"])
+def test_only_selected_layers_change(family):
+    model = build(family, mimetic_init=True, mimetic_config={"layers": [1]})
+    products = PRODUCTS[family](model)
+    for index, (qk, vo) in enumerate(products):
+        if index == 1:
+            assert mean_diag(qk) > 0.05 and mean_diag(vo) < -0.1
+        else:
+            assert abs(mean_diag(qk)) < 0.02 and abs(mean_diag(vo)) < 0.02
+
+
+def test_qk_only_vo_only_and_positive_vo():
+    qk_only = vit_products(build("vit", mimetic_init=True, mimetic_config={"vo": False}))[0]
+    assert mean_diag(qk_only[0]) > 0.1 and abs(mean_diag(qk_only[1])) < 0.02
+    vo_only = vit_products(build("vit", mimetic_init=True, mimetic_config={"qk": False}))[0]
+    assert abs(mean_diag(vo_only[0])) < 0.02 and mean_diag(vo_only[1]) < -0.3
+    positive = vit_products(build("vit", mimetic_init=True, mimetic_config={"vo_sign": 1}))[0]
+    assert mean_diag(positive[1]) == pytest.approx(0.4, abs=0.06)
+
+
+def test_gpt2_language_preset_uses_alpha_zero():
+    model = build("gpt2", mimetic_init=True)
+    d, heads = 64, 4
+    qk, _ = gpt2_products(model)[0]
+    # α1 = 0: β1 times a rank-k projection, so the diagonal averages exactly β1·k/d.
+    assert mean_diag(qk) == pytest.approx(0.5 * (d // heads) / d, abs=1e-5)
+
+
+def test_mlp_mean_shifts_the_first_mlp_layer():
+    torch.manual_seed(0)
+    plain = build("vit", mimetic_init=True).vit.layers[0].mlp.fc1.weight.mean().item()
+    shifted = build("vit", mimetic_init=True, mimetic_config={"mlp_mean": 0.05}).vit.layers[0].mlp.fc1.weight.mean().item()
+    assert abs(plain) < 0.005 and shifted == pytest.approx(0.05, abs=0.005)
+
+
+# ---------------------------------------------------------------------------------------------------------------- SSM
+def test_mamba_parameters():
+    config = CONFIGS["mamba"]()
+    model = build("mamba", mimetic_init=True)
+    n = config.state_size
+    for layer in model.backbone.layers:
+        mixer = layer.mixer
+        a = -torch.exp(mixer.A_log.detach())
+        torch.testing.assert_close(mixer.A_log.detach(), torch.log(torch.arange(1.0, n + 1)).expand_as(a) - 8.0)
+        delta = torch.nn.functional.softplus(mixer.dt_proj.bias.detach())
+        torch.testing.assert_close(delta, torch.ones_like(delta))
+        assert torch.count_nonzero(mixer.dt_proj.weight) == 0
+        assert torch.exp(a * delta[:, None]).min().item() > 1 - n * math.exp(-8) - 1e-6  # Ā ≈ 1
+        r = mixer.time_step_rank
+        w = mixer.x_proj.weight.detach()
+        w_b, w_c = w[r : r + n], w[r + n : r + 2 * n]
+        # W_C = ½(W_C′ + W_B) with entries of std σ: E[diag(W_Cᵀ W_B)] = ½·N·σ².
+        expected = 0.5 * n * config.initializer_range**2
+        assert (w_c * w_b).sum(0).mean().item() == pytest.approx(expected, rel=0.25)
+        assert (w_c - 0.5 * w_b).std().item() == pytest.approx(0.5 * config.initializer_range, rel=0.1)
+        # The thesis leaves Mamba 1's conv at its default (identity conv "somewhat harmful", Fig. 3.26).
+        assert not torch.allclose(mixer.conv1d.weight[:, 0, -1], torch.ones(mixer.intermediate_size))
+
+
+def test_mamba2_parameters_and_identity_conv():
+    config = CONFIGS["mamba2"]()
+    model = build("mamba2", mimetic_init=True)
+    for layer in model.backbone.layers:
+        mixer = layer.mixer
+        heads, inter, gn = config.num_heads, mixer.intermediate_size, config.n_groups * config.state_size
+        torch.testing.assert_close(mixer.A_log.detach(), torch.log(torch.arange(1.0, heads + 1)) - 8.0)
+        torch.testing.assert_close(torch.nn.functional.softplus(mixer.dt_bias.detach()), torch.ones(heads))
+        assert mixer.dt_bias.detach()[0].item() == pytest.approx(DELTA_ONE_BIAS)
+        w = mixer.in_proj.weight.detach()
+        dt_rows = w[2 * inter + 2 * gn :]
+        assert dt_rows.shape[0] == heads and torch.count_nonzero(dt_rows) == 0
+        assert torch.count_nonzero(w[: 2 * inter]) == w[: 2 * inter].numel(), "z and x rows keep their native draw"
+        w_b, w_c = w[2 * inter : 2 * inter + gn], w[2 * inter + gn : 2 * inter + 2 * gn]
+        per_group = (w_c * w_b).view(config.n_groups, config.state_size, -1).sum(1).mean().item()
+        assert per_group == pytest.approx(0.5 * config.state_size * config.initializer_range**2, rel=0.3)
+        x = torch.randn(2, mixer.conv_dim, 9)
+        y = mixer.conv1d(x)[..., :9]  # transformers' causal use of the padded conv
+        torch.testing.assert_close(y, x)
+
+
+def test_ssm_options_switch_components_off_and_select_layers():
+    default = build("mamba2")
+    model = build("mamba2", mimetic_init=True, mimetic_config={"layers": [2], "ssm_identity_conv": False, "ssm_delta": False})
+    for index, layer in enumerate(model.backbone.layers):
+        mixer, native = layer.mixer, default.backbone.layers[index].mixer
+        shifted = torch.allclose(mixer.A_log, native.A_log - 8.0)
+        assert shifted == (index == 2)
+        assert not torch.allclose(torch.nn.functional.softplus(mixer.dt_bias), torch.ones(4))
+        assert not torch.allclose(mixer.conv1d(torch.ones(1, mixer.conv_dim, 5))[..., :5], torch.ones(1, mixer.conv_dim, 5))
+
+
+def test_bc_diagonal_option_sets_the_scale():
+    model = build("mamba", mimetic_init=True, mimetic_config={"ssm_bc_diagonal": 1.0})
+    mixer = model.backbone.layers[0].mixer
+    r, n = mixer.time_step_rank, mixer.ssm_state_size
+    w = mixer.x_proj.weight.detach()
+    assert (w[r + n :] * w[r : r + n]).sum(0).mean().item() == pytest.approx(1.0, rel=0.2)
