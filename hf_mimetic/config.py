@@ -24,14 +24,13 @@ FAMILY_PRESET = {"vit": "vision", "gpt2": "language", "mamba": "ssm", "mamba2": 
 
 # Thesis defaults. vision: §3.2.4 ("α1 = β1 = 0.7 and α2 = β2 = 0.4 for all experiments"); language: §3.2.6
 # (chosen on char-level PTB: α1 = 0, β1 = 0.5, α2 = β2 = 0.2); ssm: §3.3.2 (Fig. 3.26 ablation: c = 8, b_Δ = 0.54;
-# Mamba 1 uses A, Δ and W_Cᵀ W_B; Mamba 2 adds the identity convolution).
+# A, Δ and W_Cᵀ W_B). The thesis adds an identity convolution for Mamba 2; in transformers' Mamba 2 it stopped
+# copying from being learned at all (3 learning rates × 3 seeds, docs/RESULTS.md), so it is off here too.
 PRESETS: dict[str, dict[str, Any]] = {
     "vision": {"qk_alpha": 0.7, "qk_beta": 0.7, "vo_alpha": 0.4, "vo_beta": 0.4},
     "language": {"qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2},
-    "ssm": {"ssm_a": True, "ssm_a_shift": 8.0, "ssm_delta": True, "ssm_bc": True},
+    "ssm": {"ssm_a": True, "ssm_a_shift": 8.0, "ssm_delta": True, "ssm_bc": True, "ssm_identity_conv": False},
 }
-#: Thesis §3.3.2: "For Mamba 1, we use A, Δ ≈ 1, W_Cᵀ W_B ≈ I, and for Mamba 2 we add identity convolution".
-SSM_IDENTITY_CONV = {"mamba": False, "mamba2": True}
 
 
 @dataclass
@@ -62,7 +61,7 @@ class MimeticConfig:
     #: "normal" (thesis, Z ~ N(0, I/d)) or "uniform" (same variance; public re-implementations).
     noise: str = "normal"
     #: How to take the rank-k SVD of each QK target: "exact", "randomized" (a rank-(k+10) sketch whose diagonal is a
-    #: few % below exact) or "auto" (exact when k ≥ d/4, where it is also the cheaper one; randomized otherwise).
+    #: few % below exact) or "auto" (exact when k ≥ d/4, i.e. small d where it is cheap; randomized otherwise).
     qk_svd: str = "auto"
     #: Write sinusoidal tables (2-D for ViT, 1-D for GPT-2) × ``position_scale`` into the learned position embeddings.
     position_embeddings: bool = True
@@ -83,7 +82,8 @@ class MimeticConfig:
     #: ``None`` keeps the layer's native draw of W_B, W_C′ (thesis). A number t redraws them ~ N(0, 2t/N) so that
     #: E[diag(W_Cᵀ W_B)] = t (our addition, for the scale ablation).
     ssm_bc_diagonal: float | None = None
-    #: Identity depthwise conv (current-token tap = 1). Thesis: off for Mamba 1, on for Mamba 2.
+    #: Identity depthwise conv (current-token tap = 1). Thesis: off for Mamba 1, on for Mamba 2; off for both here,
+    #: by measurement (docs/RESULTS.md, length-generalisation study).
     ssm_identity_conv: bool = False
 
     # ----------------------------------------------------------------------------------------------------------
@@ -96,10 +96,7 @@ class MimeticConfig:
         if preset not in allowed:
             raise ValueError(f"preset {preset!r} does not apply to {family} models; valid presets: {allowed}")
         _check_keys(family, overrides)
-        values: dict[str, Any] = {"preset": preset, **PRESETS[preset]}
-        if preset == "ssm":
-            values["ssm_identity_conv"] = SSM_IDENTITY_CONV[family]
-        values.update(overrides)
+        values: dict[str, Any] = {"preset": preset, **PRESETS[preset], **overrides}
         config = cls(**values)
         config.validate()
         return config

@@ -155,7 +155,7 @@ def test_mamba_parameters():
 
 def test_mamba2_parameters_and_identity_conv():
     config = CONFIGS["mamba2"]()
-    model = build("mamba2", mimetic_init=True)
+    model = build("mamba2", mimetic_init=True, mimetic_config={"ssm_identity_conv": True})
     for layer in model.backbone.layers:
         mixer = layer.mixer
         heads, inter, gn = config.num_heads, mixer.intermediate_size, config.n_groups * config.state_size
@@ -176,7 +176,7 @@ def test_mamba2_parameters_and_identity_conv():
 
 def test_ssm_options_switch_components_off_and_select_layers():
     default = build("mamba2")
-    model = build("mamba2", mimetic_init=True, mimetic_config={"layers": [2], "ssm_identity_conv": False, "ssm_delta": False})
+    model = build("mamba2", mimetic_init=True, mimetic_config={"layers": [2], "ssm_delta": False})
     for index, layer in enumerate(model.backbone.layers):
         mixer, native = layer.mixer, default.backbone.layers[index].mixer
         shifted = torch.allclose(mixer.A_log, native.A_log - 8.0)
