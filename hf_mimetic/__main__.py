@@ -70,7 +70,7 @@ def _train_copy(mimetic_init: bool, learning_rate: float, seed: int, steps: int,
             output_dir=output_dir, max_steps=steps, per_device_train_batch_size=32, learning_rate=learning_rate,
             weight_decay=0.0, warmup_steps=max(1, steps // 20), lr_scheduler_type="cosine", eval_strategy="no",
             save_strategy="no", report_to=[], seed=seed, disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False,
-            logging_steps=max(1, steps // 4),
+            logging_strategy="no",
         )  # fmt: skip
         model_args = SyntheticModelArguments(**COPY_MODEL, mimetic_init=mimetic_init)
         return train_synthetic(model_args, SyntheticTaskArguments(**COPY_TASK), MimeticArguments(), args)
