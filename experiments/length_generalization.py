@@ -87,9 +87,13 @@ def cell_key(study: str, variant: str, learning_rate: float, seed: int) -> str:
 def run_cell(study_name: str, variant: str, learning_rate: float, seed: int, threads: int) -> dict[str, Any]:
     """Train one cell in this (worker) process and return its JSON record."""
     import torch
-    from transformers import TrainingArguments
-
-    from hf_mimetic.synthetic import MimeticArguments, SyntheticModelArguments, SyntheticTaskArguments, train_synthetic
+    from hf_mimetic.synthetic import (
+        MimeticArguments,
+        SyntheticModelArguments,
+        SyntheticTaskArguments,
+        study_training_arguments,
+        train_synthetic,
+    )
 
     torch.set_num_threads(threads)
     study = STUDIES[study_name]
@@ -97,13 +101,9 @@ def run_cell(study_name: str, variant: str, learning_rate: float, seed: int, thr
     model_args = SyntheticModelArguments(**study.model, mimetic_init=overrides is not None)
     task_args = SyntheticTaskArguments(**study.task)
     output_dir = RESULTS / "runs" / cell_key(study_name, variant, learning_rate, seed).replace("/", "_")
-    training_args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=study.max_steps, per_device_train_batch_size=study.batch_size,
-        learning_rate=learning_rate, weight_decay=0.0, warmup_steps=max(1, study.max_steps // 20),
-        lr_scheduler_type="cosine", eval_strategy="steps", eval_steps=study.eval_steps,
-        per_device_eval_batch_size=64, save_strategy="no", report_to=[], logging_steps=study.eval_steps,
-        seed=seed, disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False,
-    )  # fmt: skip
+    training_args = study_training_arguments(
+        str(output_dir), study.max_steps, learning_rate, seed, batch_size=study.batch_size, eval_steps=study.eval_steps
+    )
     result = train_synthetic(model_args, task_args, MimeticArguments(**(overrides or {})), training_args)
     return {"key": cell_key(study_name, variant, learning_rate, seed), "study": study_name, "variant": variant, "learning_rate": learning_rate, "seed": seed, **result}
 

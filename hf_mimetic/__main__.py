@@ -15,7 +15,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from transformers import AutoModel, GPT2Config, Mamba2Config, MambaConfig, TrainingArguments, ViTConfig
+from transformers import AutoModel, GPT2Config, Mamba2Config, MambaConfig, ViTConfig
 
 from . import MimeticConfig
 from .functional.attention import expected_qk_diagonal
@@ -62,16 +62,17 @@ def describe(family: str, seed: int = 0) -> str:
 
 
 def _train_copy(mimetic_init: bool, learning_rate: float, seed: int, steps: int, threads: int) -> dict:
-    from .synthetic import MimeticArguments, SyntheticModelArguments, SyntheticTaskArguments, train_synthetic
+    from .synthetic import (
+        MimeticArguments,
+        SyntheticModelArguments,
+        SyntheticTaskArguments,
+        study_training_arguments,
+        train_synthetic,
+    )
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as output_dir:
-        args = TrainingArguments(
-            output_dir=output_dir, max_steps=steps, per_device_train_batch_size=32, learning_rate=learning_rate,
-            weight_decay=0.0, warmup_steps=max(1, steps // 20), lr_scheduler_type="cosine", eval_strategy="no",
-            save_strategy="no", report_to=[], seed=seed, disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False,
-            logging_strategy="no",
-        )  # fmt: skip
+        args = study_training_arguments(output_dir, steps, learning_rate, seed)
         model_args = SyntheticModelArguments(**COPY_MODEL, mimetic_init=mimetic_init)
         return train_synthetic(model_args, SyntheticTaskArguments(**COPY_TASK), MimeticArguments(), args)
 
