@@ -34,10 +34,9 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "mimetic": {"ssm_identity_conv": True},  # the thesis's Mamba 2 recipe: all four components
     "mimetic-no-conv": {"ssm_identity_conv": False},
     "only-A": {**{k: False for k in ALL_SSM}, "ssm_a": True},
-    "only-A-delta": {**{k: False for k in ALL_SSM}, "ssm_a": True, "ssm_delta": True},
+    "only-A-delta": {**{k: False for k in ALL_SSM}, "ssm_a": True, "ssm_delta": True},  # = no W_Cᵀ W_B
     "no-A": {"ssm_a": False, "ssm_identity_conv": False},
-    "no-delta": {"ssm_delta": False, "ssm_identity_conv": False},
-    "no-bc": {"ssm_bc": False, "ssm_identity_conv": False},
+    "no-delta": {"ssm_delta": False, "ssm_identity_conv": False},  # = A + W_Cᵀ W_B
     "bc-diag-1": {"ssm_bc_diagonal": 1.0, "ssm_identity_conv": False},
     "one-layer": {"layers": [1], "ssm_identity_conv": False},
 }
@@ -57,8 +56,11 @@ class Study:
     max_steps: int = 200
     eval_steps: int = 100
     batch_size: int = 32
+    #: False for the GPU studies (the thesis regime, out of reach of 2 CPU cores).
+    use_cpu: bool = True
 
 
+ABLATION = ["only-A", "only-A-delta", "no-A", "no-delta", "bc-diag-1", "one-layer"]
 # The thesis-like regime as far as 2 CPU cores allow (thesis: Mamba 2 hidden up to 1024, state 128, head dim 64,
 # train length 50, 5000 steps): Mamba 2 with state 128 and head dim 64, width 256, 2 layers, copy, L = 50.
 THESIS_LIKE_MAMBA2 = {"model_type": "mamba2", "hidden_size": 256, "num_layers": 2, "state_size": 128, "head_dim": 64}
@@ -71,11 +73,57 @@ STUDIES = {
         # Both inits were best at 3e-3, the edge of the first sweep; the thesis recipe learned nothing at any lr.
         extra_learning_rates={"default": [1e-2], "mimetic-no-conv": [1e-2]},
     ),
+    # Thesis Fig. 3.26 at the learning rate where the full (no-conv) recipe was best in "copy-mamba2".
     "copy-mamba2-ablation": Study(
         model=THESIS_LIKE_MAMBA2,
         task={"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_examples": 64},
-        variants=["only-A", "only-A-delta", "no-A", "no-delta", "no-bc", "bc-diag-1", "one-layer"],
+        variants=ABLATION,
+        learning_rates=[1e-2],
+    ),
+    # The first, single-seed pass of the ablation, at lr 1e-3 (kept: it shows the ranking depends on the lr).
+    "copy-mamba2-ablation-lr1e-3": Study(
+        model=THESIS_LIKE_MAMBA2,
+        task={"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_examples": 64},
+        variants=ABLATION,
         learning_rates=[1e-3],
+        seeds=[0],
+    ),
+    # MQAR with up to 16 key-value pairs in training (65 tokens); 2L and 4L need 64 keys, hence 128 tokens.
+    "mqar-mamba2": Study(
+        model=THESIS_LIKE_MAMBA2,
+        task={"task": "mqar", "vocab_size": 128, "train_max_len": 16, "eval_examples": 64},
+        variants=["default", "mimetic-no-conv"],
+        learning_rates=[1e-3, 3e-3, 1e-2],
+    ),
+    # Mamba 1 with the thesis's state size 32 (its recipe has no identity conv, as the library's preset).
+    "copy-mamba": Study(
+        model={"model_type": "mamba", "hidden_size": 256, "num_layers": 2, "state_size": 32},
+        task={"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_examples": 64},
+        variants=["default", "mimetic-no-conv"],
+        learning_rates=[1e-3, 3e-3, 1e-2],
+    ),
+    # The thesis regime itself (§3.3.2–3.3.4: 24 layers, width 1024 as in Jelassi et al. 2024; train length 50,
+    # eval 100 and 300; 5000 steps; 5 seeds). GPU only (pip install -e ".[cuda]"; chunk 256 suits mamba-ssm's kernels):
+    #   python experiments/length_generalization.py run --study copy-mamba2-thesis --workers 1
+    "copy-mamba2-thesis": Study(
+        model={**THESIS_LIKE_MAMBA2, "hidden_size": 1024, "num_layers": 24, "chunk_size": 256},
+        task={"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_lengths": [50, 100, 300], "eval_examples": 256},
+        variants=["default", "mimetic", "mimetic-no-conv", *ABLATION],
+        learning_rates=[3e-4, 1e-3, 3e-3],
+        seeds=[0, 1, 2, 3, 4],
+        max_steps=5000,
+        eval_steps=500,
+        use_cpu=False,
+    ),
+    "copy-mamba-thesis": Study(
+        model={"model_type": "mamba", "hidden_size": 1024, "num_layers": 24, "state_size": 32},
+        task={"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_lengths": [50, 100, 300], "eval_examples": 256},
+        variants=["default", "mimetic-no-conv", "mimetic", "only-A"],
+        learning_rates=[3e-4, 1e-3, 3e-3],
+        seeds=[0, 1, 2, 3, 4],
+        max_steps=5000,
+        eval_steps=500,
+        use_cpu=False,
     ),
 }
 
@@ -102,7 +150,8 @@ def run_cell(study_name: str, variant: str, learning_rate: float, seed: int, thr
     task_args = SyntheticTaskArguments(**study.task)
     output_dir = RESULTS / "runs" / cell_key(study_name, variant, learning_rate, seed).replace("/", "_")
     training_args = study_training_arguments(
-        str(output_dir), study.max_steps, learning_rate, seed, batch_size=study.batch_size, eval_steps=study.eval_steps
+        str(output_dir), study.max_steps, learning_rate, seed, batch_size=study.batch_size, eval_steps=study.eval_steps,
+        use_cpu=study.use_cpu,
     )
     result = train_synthetic(model_args, task_args, MimeticArguments(**(overrides or {})), training_args)
     return {"key": cell_key(study_name, variant, learning_rate, seed), "study": study_name, "variant": variant, "learning_rate": learning_rate, "seed": seed, **result}
@@ -221,6 +270,8 @@ def _figures(study_name: str, records: list[dict[str, Any]], best: dict[str, flo
     plt.close(fig)
 
     table = summarise(records, metric)
+    if len({lr for _, lr in table}) < 2:
+        return  # a single learning rate: no sweep to draw
     fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.4), sharey=True)
     for variant in best:
         lrs = sorted(lr for v, lr in table if v == variant)

@@ -134,17 +134,24 @@ def build_model(args: SyntheticModelArguments, task: TaskConfig, max_length: int
 
 
 def study_training_arguments(
-    output_dir: str, max_steps: int, learning_rate: float, seed: int, batch_size: int = 32, eval_steps: int | None = None
+    output_dir: str,
+    max_steps: int,
+    learning_rate: float,
+    seed: int,
+    batch_size: int = 32,
+    eval_steps: int | None = None,
+    use_cpu: bool = True,
 ) -> TrainingArguments:
     """The length-generalisation study's recipe (also the demo's): AdamW without weight decay, cosine schedule with
-    5% warmup, CPU, no checkpoints; evaluation (and logging) every ``eval_steps`` steps, or never if ``None``."""
+    5% warmup, no checkpoints, on the CPU unless ``use_cpu=False``; evaluation (and logging) every ``eval_steps``
+    steps, or never if ``None``."""
     evaluation = {"eval_strategy": "no", "logging_strategy": "no"}
     if eval_steps is not None:
         evaluation = {"eval_strategy": "steps", "eval_steps": eval_steps, "logging_steps": eval_steps}
     return TrainingArguments(
         output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size, learning_rate=learning_rate,
         weight_decay=0.0, warmup_steps=max(1, max_steps // 20), lr_scheduler_type="cosine", per_device_eval_batch_size=64,
-        save_strategy="no", report_to=[], seed=seed, disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False,
+        save_strategy="no", report_to=[], seed=seed, disable_tqdm=True, use_cpu=use_cpu, dataloader_pin_memory=False,
         **evaluation,
     )  # fmt: skip
 
