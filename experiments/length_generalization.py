@@ -164,16 +164,21 @@ def load(study: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run(study_name: str, workers: int) -> None:
+def run(study_name: str, workers: int, only: list[str] | None = None) -> None:
+    """Train the study's missing cells; ``only`` (``"variant:lr"`` items) restricts them, e.g. to finish the seeds
+    of each variant's best learning rate when the whole grid does not fit the time."""
     study = STUDIES[study_name]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    grid = {f"{v}:{lr:g}" for v in study.variants for lr in study.learning_rates + study.extra_learning_rates.get(v, [])}
+    if only and set(only) - grid:
+        raise SystemExit(f"--only {sorted(set(only) - grid)} not in study {study_name}; its cells: {sorted(grid)}")
     done = {record["key"] for record in load(study_name)}
     cells = [
         (variant, lr, seed)
         for seed in study.seeds
         for variant in study.variants
         for lr in study.learning_rates + study.extra_learning_rates.get(variant, [])
-        if cell_key(study_name, variant, lr, seed) not in done
+        if cell_key(study_name, variant, lr, seed) not in done and (not only or f"{variant}:{lr:g}" in only)
     ]
     print(f"{study_name}: {len(done)} runs done, {len(cells)} to go, {workers} worker(s)", flush=True)
     threads = max(1, (os.cpu_count() or 2) // workers)
@@ -296,12 +301,13 @@ def main() -> None:
     run_parser = sub.add_parser("run", help="train the missing cells of a study")
     run_parser.add_argument("--study", choices=sorted(STUDIES), required=True)
     run_parser.add_argument("--workers", type=int, default=2, help="parallel runs (threads are split between them)")
+    run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
     report_parser = sub.add_parser("report", help="table and figures from the results")
     report_parser.add_argument("--study", choices=sorted(STUDIES), required=True)
     report_parser.add_argument("--metric", default="tf_token_accuracy", help="e.g. greedy_exact_match")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.study, args.workers)
+        run(args.study, args.workers, args.only)
     else:
         print(report(args.study, args.metric))
 
