@@ -295,15 +295,23 @@ def _figures(study_name: str, records: list[dict[str, Any]], best: dict[str, flo
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def study_parser(
+    description: str, studies: list[str]
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``run`` / ``report`` command line of a study runner: ``(parser, run_parser, report_parser)``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="train the missing cells of a study")
-    run_parser.add_argument("--study", choices=sorted(STUDIES), required=True)
+    run_parser.add_argument("--study", choices=sorted(studies), required=True)
     run_parser.add_argument("--workers", type=int, default=2, help="parallel runs (threads are split between them)")
-    run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
     report_parser = sub.add_parser("report", help="table and figures from the results")
-    report_parser.add_argument("--study", choices=sorted(STUDIES), required=True)
+    report_parser.add_argument("--study", choices=sorted(studies), required=True)
+    return parser, run_parser, report_parser
+
+
+def main() -> None:
+    parser, run_parser, report_parser = study_parser(__doc__, list(STUDIES))
+    run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
     report_parser.add_argument("--metric", default="tf_token_accuracy", help="e.g. greedy_exact_match")
     args = parser.parse_args()
     if args.command == "run":

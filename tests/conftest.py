@@ -44,3 +44,43 @@ def build(family: str, seed: int = 0, config=None, **kwargs):
     torch.manual_seed(seed)
     auto = AutoModelForImageClassification if family == "vit" else AutoModelForCausalLM
     return auto.from_config(config if config is not None else CONFIGS[family](), **kwargs)
+
+
+def assert_resume_loses_nothing(main, argv: list[str], tmp_path, steps: int = 4, by_name_last: bool = False) -> None:
+    """Run a training script's ``main`` for ``steps`` steps in one go, and again stopped at the middle checkpoint and
+    resumed from it (``--resume_from_checkpoint <path>``, or ``last`` if ``by_name_last``): the last checkpoints must
+    agree on the step, the weights, the optimizer state and every logged metric (timings aside)."""
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    middle, last = f"checkpoint-{steps // 2}", f"checkpoint-{steps}"
+    schedule = ["--max_steps", str(steps), "--save_strategy", "steps", "--save_steps", str(steps // 2),
+                "--eval_strategy", "steps", "--eval_steps", str(steps // 2), "--logging_steps", "1"]  # fmt: skip
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    main([*argv, *schedule, "--output_dir", str(whole)])
+    shutil.copytree(whole / middle, resumed / middle)  # as if the first run had been stopped there
+    checkpoint = "last" if by_name_last else str(resumed / middle)
+    main([*argv, *schedule, "--output_dir", str(resumed), "--resume_from_checkpoint", checkpoint])
+
+    def logged(run):
+        state = json.loads((run / last / "trainer_state.json").read_text())
+        untimed = [{k: v for k, v in entry.items() if not any(t in k for t in ("runtime", "per_second", "total_flos"))}
+                   for entry in state["log_history"]]  # fmt: skip
+        return state["global_step"], untimed
+
+    assert logged(resumed) == logged(whole)
+    assert logged(whole)[0] == steps
+    weights_whole = load_file(whole / last / "model.safetensors")
+    weights_resumed = load_file(resumed / last / "model.safetensors")
+    assert weights_whole.keys() == weights_resumed.keys()
+    for name, tensor in weights_whole.items():
+        assert torch.equal(tensor, weights_resumed[name]), name
+    optimizer_whole = torch.load(whole / last / "optimizer.pt", weights_only=True)["state"]
+    optimizer_resumed = torch.load(resumed / last / "optimizer.pt", weights_only=True)["state"]
+    assert optimizer_whole.keys() == optimizer_resumed.keys() and optimizer_whole
+    for index, state in optimizer_whole.items():
+        for key, value in state.items():
+            assert torch.equal(value, optimizer_resumed[index][key]), (index, key)

@@ -81,10 +81,20 @@ def test_vit_position_embeddings_are_the_2d_table_times_gamma():
 
 
 def test_gpt2_position_embeddings_are_the_1d_table_and_can_be_frozen():
-    model = build("gpt2", mimetic_init=True, mimetic_config={"freeze_position_embeddings": True})
+    model = build("gpt2", mimetic_init=True, mimetic_config={"freeze_position_embeddings": True, "position_scale": 1.0})
     torch.testing.assert_close(model.transformer.wpe.weight.detach(), sinusoidal_1d(48, 64))
     assert not model.transformer.wpe.weight.requires_grad
     assert model.transformer.wte.weight.requires_grad
+
+
+def test_gpt2_language_preset_keeps_positions_on_the_token_embeddings_scale():
+    # The thesis's Transformer: sinusoids of amplitude 1 (RMS 1/√2) on token embeddings of std ≈ 1. GPT-2's token
+    # embeddings start at std 0.02, so the preset's table must be ≈ 0.7 × their RMS, not 35× (which stalls training).
+    model = build("gpt2", mimetic_init=True)
+    positions, tokens = model.transformer.wpe.weight.detach(), model.transformer.wte.weight.detach()
+    ratio = positions.pow(2).mean().sqrt() / tokens.pow(2).mean().sqrt()
+    assert ratio.item() == pytest.approx(1 / math.sqrt(2), rel=0.1)
+    assert model.config.mimetic_config["position_scale"] == model.config.initializer_range
 
 
 def test_attention_biases_are_zero():

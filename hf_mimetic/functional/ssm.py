@@ -62,3 +62,49 @@ def identity_conv_kernel(channels: int, kernel_size: int, dtype: torch.dtype = t
     kernel = torch.zeros(channels, 1, kernel_size, dtype=dtype, device=device)
     kernel[:, 0, -1] = 1.0
     return kernel
+
+
+def ssm_attention_matrix(delta: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+                         max_block_elements: int = 1 << 22) -> torch.Tensor:
+    """The matrix ``M`` of a selective SSM on one input, so that its scan is ``y = M x`` (thesis eq. 3.34).
+
+    ``M_ij = C_iᵀ (Π_{k=j+1..i} Ā_k) B̄_j`` for ``i ≥ j`` and 0 above the diagonal, with ``Ā_k = exp(Δ_k A)`` and
+    ``B̄_j = Δ_j B_j`` (zero-order hold for A, Euler for B, as in Mamba). ``y`` is the scan alone: no ``D·x`` skip,
+    no gate, zero initial state.
+
+    Args:
+        delta: ``(batch, T, H)`` step sizes ``Δ > 0``: one per channel (Mamba 1, ``H = E``) or per head (Mamba 2).
+        a: continuous-time ``A < 0``: ``(H, N)`` (Mamba 1) or ``(H,)``, one scalar per head (Mamba 2).
+        b, c: ``(batch, T, H, N)``, or ``(batch, T, 1, N)`` when every channel shares them (Mamba 1).
+        max_block_elements: bound on the ``(batch, T, T, heads, N)`` intermediate of a per-state ``A``; channels
+            are processed in blocks that fit.
+
+    Returns:
+        ``(batch, H, T, T)``, float32: channel ``p`` of head ``h`` reads ``y[:, i, h, p] = Σ_j M[:, h, i, j] x[:, j, h, p]``.
+
+    Example:
+        >>> delta, a = torch.ones(1, 3, 1), torch.tensor([0.0])  # Ā = 1, B̄ = B: causal linear attention
+        >>> b = c = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)
+        >>> ssm_attention_matrix(delta, a, b, c)[0, 0]
+        tensor([[1., 0., 0.],
+                [2., 4., 0.],
+                [3., 6., 9.]])
+    """
+    batch, length, heads = delta.shape
+    delta = delta.double()
+    b, c = b.double().expand(-1, -1, heads, -1), c.double().expand(-1, -1, heads, -1)  # views, no copies
+    cumulative = delta.cumsum(dim=1)
+    # gap[:, i, j, h] = Σ_{k=j+1..i} Δ_k, set to 0 above the diagonal so that exp never overflows there.
+    causal = torch.ones(length, length, dtype=torch.bool, device=delta.device).tril()
+    gap = (cumulative[:, :, None] - cumulative[:, None, :]).masked_fill(~causal[None, :, :, None], 0.0)
+    if a.dim() == 1:  # one decay per head: it factors out of the sum over the state
+        matrix = torch.einsum("bihn,bjhn->bijh", c, b) * torch.exp(gap * a.double())
+    else:
+        block = max(1, max_block_elements // (batch * length * length * a.shape[1]))
+        matrix = torch.cat([
+            torch.einsum("bihn,bijhn,bjhn->bijh", c[:, :, h:h + block],
+                         torch.exp(gap[..., h:h + block, None] * a[h:h + block].double()), b[:, :, h:h + block])
+            for h in range(0, heads, block)
+        ], dim=-1)  # fmt: skip
+    matrix = matrix * delta[:, None, :, :] * causal[None, :, :, None]  # B̄_j = Δ_j B_j
+    return matrix.permute(0, 3, 1, 2).float()

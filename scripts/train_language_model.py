@@ -1,0 +1,223 @@
+"""Train a GPT-2 language model from scratch, with or without mimetic initialization.
+
+    python scripts/train_language_model.py --dataset_name ptb_text_only --tokenizer char --output_dir runs/ptb-char \
+        --mimetic_init
+    accelerate launch --config_file configs/accelerate/multi_gpu.yaml scripts/train_language_model.py \
+        --dataset_name Salesforce/wikitext --dataset_config_name wikitext-103-raw-v1 --tokenizer word \
+        --n_embd 410 --n_layer 16 --n_head 10 --output_dir runs/wt103 --mimetic_init --bf16
+
+Tokenization (``--tokenizer``): ``char`` (a vocabulary of the training text's characters), ``word`` (whitespace
+words, the ``--max_vocab_size`` most frequent, others ``<unk>``, ``<eos>`` at each line end) or the name/path of a
+pretrained tokenizer. Built vocabularies are saved with the model and every checkpoint, and reused on resume. The
+token stream is cut into blocks of ``--block_size`` tokens as in transformers' run_clm.py. Reported: loss,
+perplexity = exp(loss), token accuracy (through ``evaluate``) and, for ``char``, bits per character = loss / ln 2.
+Every mimetic option is a flag; unset ones keep the language preset (α1 = 0, β1 = 0.5, α2 = β2 = 0.2).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any, Iterator, Optional
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    HfArgumentParser,
+    PreTrainedTokenizerFast,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
+
+import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
+from hf_mimetic.training import (
+    DataSourceArguments,
+    MimeticArguments,
+    MimeticTrainer,
+    build_model,
+    find_column,
+    load_metric,
+    load_splits,
+    resolve_checkpoint,
+    train_and_evaluate,
+)
+
+TEXT_COLUMNS = ("text", "sentence", "content")
+BUILT_VOCABULARIES = ("char", "word")
+UNK, EOS = "<unk>", "<eos>"
+FILE_BUILDERS = {"txt": "text", "json": "json", "jsonl": "json", "csv": "csv"}
+
+# Any flag overrides these.
+DEFAULTS = dict(
+    learning_rate=5e-4, weight_decay=0.01, per_device_train_batch_size=32, per_device_eval_batch_size=32,
+    num_train_epochs=10, lr_scheduler_type="cosine", warmup_steps=0.05, eval_strategy="epoch", save_strategy="epoch",
+    save_total_limit=2, logging_steps=50, report_to="none",
+)  # fmt: skip
+
+
+@dataclass
+class ModelArguments:
+    """The GPT-2. Defaults: the thesis's small-scale language model (width 384, 12 layers)."""
+
+    n_embd: int = field(default=384, metadata={"help": "width d"})
+    n_layer: int = field(default=12, metadata={"help": "depth"})
+    n_head: int = field(default=8, metadata={"help": "attention heads (must divide n_embd)"})
+    block_size: int = field(default=256, metadata={"help": "tokens per training sequence (= GPT-2 n_positions)"})
+    dropout: float = field(default=0.1, metadata={"help": "GPT-2's residual, embedding and attention dropout"})
+    mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_head {self.n_head} must divide n_embd {self.n_embd}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TextDataArguments(DataSourceArguments):
+    """The text and how it becomes tokens."""
+
+    train_file: Optional[str] = field(default=None, metadata={"help": "a local .txt, .json(l) or .csv file"})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "a local file in the same format"})
+    text_column: Optional[str] = field(default=None, metadata={"help": f"default: the first of {TEXT_COLUMNS}"})
+    tokenizer: str = field(default="char", metadata={"help": "char, word, or a pretrained tokenizer's name or path"})
+    max_vocab_size: int = field(
+        default=10000, metadata={"help": "word-level vocabulary size, <unk> and <eos> included"}
+    )
+
+    local_flags = "--train_file (and --validation_file)"
+
+    def __post_init__(self) -> None:
+        if self.validation_file is not None and self.train_file is None:
+            raise ValueError("--validation_file needs --train_file")
+        if self.max_vocab_size < 3:
+            raise ValueError(f"max_vocab_size must be at least 3 (<unk>, <eos> and a word), got {self.max_vocab_size}")
+        super().__post_init__()
+
+    def local_source(self) -> Optional[tuple[str, dict[str, str], dict[str, Any]]]:
+        """The datasets builder for ``--train_file``'s extension over the train (and validation) file."""
+        if self.train_file is None:
+            return None
+        files = {"train": self.train_file, **({"validation": self.validation_file} if self.validation_file else {})}
+        extension = self.train_file.rsplit(".", 1)[-1]
+        if extension not in FILE_BUILDERS:
+            raise ValueError(f"--train_file must end in one of {sorted(FILE_BUILDERS)}, got {self.train_file!r}")
+        # Keep the line breaks of text files: they are characters of the char-level stream.
+        kwargs = {"keep_linebreaks": True} if FILE_BUILDERS[extension] == "text" else {}
+        return FILE_BUILDERS[extension], files, kwargs
+
+
+def mark_line_ends(lines: list[str], vocabulary: str) -> list[str]:
+    """Each example is a line: char level ends it with a newline character, word level with ``<eos>``."""
+    if vocabulary == "char":
+        return [line if line.endswith("\n") else line + "\n" for line in lines]
+    if vocabulary == "word":
+        return [f"{line.strip()} {EOS}" for line in lines]
+    return lines
+
+
+def build_tokenizer(vocabulary: str, lines: Iterator[str], max_vocab_size: int) -> PreTrainedTokenizerFast:
+    """A tokenizer over the characters (``char``, all of them, sorted) or whitespace words (``word``, the most
+    frequent ``max_vocab_size``) of the training text, with ``<unk>`` (and ``<eos>`` for words) first."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        counts.update(line if vocabulary == "char" else line.split())
+    specials = [UNK] if vocabulary == "char" else [UNK, EOS]
+    for token in specials:  # already in the text of some corpora (PTB has <unk>): keep one id each
+        counts.pop(token, None)
+    kept = (
+        sorted(counts) if vocabulary == "char" else [w for w, _ in counts.most_common(max_vocab_size - len(specials))]
+    )
+    tokenizer = Tokenizer(models.WordLevel({token: i for i, token in enumerate([*specials, *kept])}, unk_token=UNK))
+    if vocabulary == "char":
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), "isolated")  # every character, newlines too
+        tokenizer.decoder = decoders.Fuse()  # characters decode without separators
+        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNK)
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNK, eos_token=EOS)
+
+
+def load_tokenizer(data_args: TextDataArguments, checkpoint: Optional[str], train_lines: Iterator[str]):
+    """The tokenizer: a pretrained one, the one saved in the checkpoint we resume from, or one built from train."""
+    if data_args.tokenizer not in BUILT_VOCABULARIES:
+        return AutoTokenizer.from_pretrained(data_args.tokenizer)
+    if checkpoint is not None and os.path.exists(os.path.join(checkpoint, "tokenizer.json")):
+        return AutoTokenizer.from_pretrained(checkpoint)
+    return build_tokenizer(data_args.tokenizer, train_lines, data_args.max_vocab_size)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = HfArgumentParser((ModelArguments, TextDataArguments, MimeticArguments, TrainingArguments))
+    parser.set_defaults(**DEFAULTS)
+    model_args, data_args, mimetic_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+
+    splits = load_splits(data_args, seed=training_args.seed)
+    text_column = find_column(splits["train"].column_names, TEXT_COLUMNS, data_args.text_column, "text")
+    vocabulary = data_args.tokenizer
+
+    def train_lines() -> Iterator[str]:
+        for batch in splits["train"].iter(batch_size=1000):
+            yield from mark_line_ends(batch[text_column], vocabulary)
+
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    tokenizer = load_tokenizer(data_args, checkpoint, train_lines())
+    block_size = model_args.block_size
+
+    def tokenize_and_group(batch: dict[str, list]) -> dict[str, list]:
+        """Concatenate the batch's tokens and cut them into full blocks (the remainder is dropped, as in run_clm)."""
+        ids = tokenizer(mark_line_ends(batch[text_column], vocabulary), add_special_tokens=False)["input_ids"]
+        stream = list(chain.from_iterable(ids))
+        blocks = [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+        return {"input_ids": blocks, "labels": [list(block) for block in blocks]}
+
+    with training_args.main_process_first(desc="tokenizing"):
+        lm_splits = splits.map(
+            tokenize_and_group, batched=True, batch_size=1000, remove_columns=splits["train"].column_names
+        )
+    for name, dataset in lm_splits.items():
+        if len(dataset) == 0:
+            raise ValueError(f"the {name} split has fewer than --block_size {block_size} tokens; lower --block_size")
+
+    config = GPT2Config(
+        n_embd=model_args.n_embd, n_layer=model_args.n_layer, n_head=model_args.n_head, n_positions=block_size,
+        vocab_size=len(tokenizer), resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout,
+        attn_pdrop=model_args.dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    set_seed(training_args.seed)  # the init depends only on --seed
+    model = build_model(AutoModelForCausalLM, config, model_args.mimetic_init, mimetic_args)
+
+    metric = load_metric(data_args.metric)
+
+    def compute_metrics(eval_prediction) -> dict[str, float]:
+        # Position t predicts token t + 1 (the model shifts the same way for its loss).
+        predictions, labels = eval_prediction.predictions[:, :-1], eval_prediction.label_ids[:, 1:]
+        return metric.compute(predictions=predictions.reshape(-1), references=labels.reshape(-1))
+
+    def derived_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+        loss = metrics[f"{prefix}_loss"]
+        derived = {f"{prefix}_perplexity": math.exp(loss) if loss < 700 else math.inf}
+        if vocabulary == "char":
+            derived[f"{prefix}_bits_per_character"] = loss / math.log(2)
+        return derived
+
+    trainer = MimeticTrainer(
+        model=model, args=training_args, train_dataset=lm_splits["train"], eval_dataset=lm_splits["validation"],
+        processing_class=tokenizer, data_collator=default_data_collator, compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
+    )  # fmt: skip
+    eval_splits = {"eval": lm_splits["validation"], **({"test": lm_splits["test"]} if "test" in lm_splits else {})}
+    card = {"tasks": "text-generation", "tags": ["text-generation", "gpt2"]}
+    if data_args.dataset_name is not None:
+        card["dataset"] = data_args.dataset_name
+    return train_and_evaluate(trainer, eval_splits, card, derived_metrics)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,162 @@
+"""End to end: scripts/train_language_model.py for a few steps on text made here (text files, save_to_disk), in-process
+and once under `accelerate launch` with configs/accelerate/cpu.yaml."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import Dataset, DatasetDict
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import assert_resume_loses_nothing
+from hf_mimetic.structure import structure
+from hf_mimetic.training import load_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import train_language_model  # noqa: E402
+
+TINY = ["--n_embd", "32", "--n_layer", "2", "--n_head", "2", "--block_size", "16", "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "8", "--disable_tqdm", "true", "--use_cpu", "true", "--seed", "0"]  # fmt: skip
+FEW_STEPS = ["--max_steps", "2", "--save_strategy", "no", "--eval_strategy", "no"]
+LINES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a mimetic init makes attention look pretrained",
+    "queries and keys correlate while values and projections cancel",
+    "small data sets need a good inductive bias",
+] * 6
+
+
+def write_text_files(folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    train, validation = folder / "train.txt", folder / "validation.txt"
+    train.write_text("\n".join(LINES) + "\n")
+    validation.write_text("\n".join(reversed(LINES)) + "\n")
+    return train, validation
+
+
+def save_ptb_like(path: Path, column: str = "sentence") -> Path:
+    """train/validation/test with PTB's column name (``sentence``) and its <unk> markers."""
+    lines = [line.replace("fox", "<unk>") for line in LINES]
+    DatasetDict({split: Dataset.from_dict({column: lines}) for split in ("train", "validation", "test")}).save_to_disk(
+        str(path)
+    )
+    return path
+
+
+def test_char_level_on_text_files_reports_bits_per_character(tmp_path):
+    train, validation = write_text_files(tmp_path / "data")
+    output = tmp_path / "out"
+    results = train_language_model.main(
+        [
+            *TINY,
+            *FEW_STEPS,
+            "--train_file",
+            str(train),
+            "--validation_file",
+            str(validation),
+            "--output_dir",
+            str(output),
+            "--mimetic_init",
+            "--qk_beta",
+            "0.6",
+        ]  # fmt: skip
+    )
+    assert results["eval_bits_per_character"] == pytest.approx(results["eval_loss"] / math.log(2))
+    assert results["eval_perplexity"] == pytest.approx(math.exp(results["eval_loss"]))
+    assert 0.0 <= results["eval_accuracy"] <= 1.0
+    tokenizer = AutoTokenizer.from_pretrained(output)  # the vocabulary is saved with the model
+    assert set(tokenizer.get_vocab()) == set("".join(LINES) + "\n") | {"<unk>"}
+    assert tokenizer.decode(tokenizer("the lazy dog\n")["input_ids"]) == "the lazy dog\n"
+    config = json.loads((output / "config.json").read_text())
+    assert config["mimetic_config"]["preset"] == "language" and config["mimetic_config"]["qk_beta"] == 0.6
+    assert config["vocab_size"] == len(tokenizer) and config["n_positions"] == 16
+    assert "mimetic-init" in (output / "README.md").read_text()
+    for layer in structure(AutoModelForCausalLM.from_pretrained(output)):
+        assert layer["qk_diag"] > 0.1 and layer["vo_diag"] < -0.05
+
+
+def test_word_level_on_saved_dataset_caps_the_vocabulary_and_reports_test(tmp_path):
+    dataset = save_ptb_like(tmp_path / "data")
+    output = tmp_path / "out"
+    results = train_language_model.main(
+        [
+            *TINY,
+            *FEW_STEPS,
+            "--dataset_path",
+            str(dataset),
+            "--tokenizer",
+            "word",
+            "--max_vocab_size",
+            "12",
+            "--output_dir",
+            str(output),
+        ]
+    )
+    assert {"eval_perplexity", "test_perplexity", "test_accuracy"} <= results.keys()
+    assert "eval_bits_per_character" not in results
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    assert len(tokenizer) <= 12 and {"<unk>", "<eos>"} <= set(tokenizer.get_vocab())
+    ids = tokenizer("the zebra <eos>")["input_ids"]
+    assert ids[1] == tokenizer.unk_token_id and ids[2] == tokenizer.eos_token_id
+    assert "mimetic_config" not in json.loads((output / "config.json").read_text())
+
+
+def test_validation_is_carved_from_train_the_same_for_every_seed(tmp_path):
+    train, _ = write_text_files(tmp_path / "data")
+    args = train_language_model.TextDataArguments(train_file=str(train), validation_split_percentage=25)
+    first, second = load_splits(args, seed=0), load_splits(args, seed=1)
+    assert sorted(first) == ["train", "validation"] and len(first["validation"]) == len(LINES) // 4
+    assert first["validation"]["text"] == second["validation"]["text"]
+    assert len(first["train"]) + len(first["validation"]) == len(LINES)
+
+
+def test_resume_from_checkpoint_loses_nothing(tmp_path):
+    """With dropout on: the resumed run must replay the same data order and dropout masks."""
+    train, validation = write_text_files(tmp_path / "data")
+    argv = [
+        *TINY,
+        "--train_file",
+        str(train),
+        "--validation_file",
+        str(validation),
+        "--mimetic_init",
+        "--dropout",
+        "0.1",
+    ]
+    assert_resume_loses_nothing(train_language_model.main, argv, tmp_path)
+
+
+def test_missing_text_column_is_a_clear_error(tmp_path):
+    dataset = save_ptb_like(tmp_path / "data", column="words")
+    argv = [*TINY, *FEW_STEPS, "--dataset_path", str(dataset), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(
+        ValueError,
+        match=r"no text column in the dataset: looked for \['text', 'sentence', 'content'\], found \['words'\]",
+    ):
+        train_language_model.main(argv)
+    with pytest.raises(ValueError, match="fewer than --block_size 4096 tokens"):
+        train_language_model.main([*argv, "--text_column", "words", "--block_size", "4096"])
+
+
+def test_script_runs_under_accelerate_launch_with_the_cpu_config(tmp_path):
+    train, validation = write_text_files(tmp_path / "data")
+    config = ROOT / "configs" / "accelerate" / "cpu.yaml"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+               str(ROOT / "scripts" / "train_language_model.py"), *TINY, *FEW_STEPS, "--train_file", str(train),
+               "--validation_file", str(validation), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    subprocess.run(command, check=True, cwd=tmp_path, timeout=300, capture_output=True)
+    assert "eval_bits_per_character" in json.loads((tmp_path / "out" / "all_results.json").read_text())
+
+
+def test_help_lists_the_script_and_mimetic_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_language_model.main(["--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert all(flag in help_text for flag in ("--tokenizer", "--block_size", "--qk_beta", "--dataset_path"))
