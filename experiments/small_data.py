@@ -10,8 +10,9 @@
 - ``char-gpt2``: the thesis's own text (shared/papers, ~142k characters) at character level, a small GPT-2, with the
   language preset's position scale against amplitude 1. Metric: bits per character.
 
-Protocol, the same for every variant: a learning-rate sweep over the ``sweep_seeds`` (0 and 1), then the other seeds
-(2–4) at the variant's best learning rate on the validation metric of the sweep. Each cell (variant, learning rate,
+Protocol, the same for every variant: a learning-rate sweep over the ``sweep_seeds`` (0 and 1), extended by a factor
+of 2 past its edge (at most twice) while the variant's best learning rate is at the edge, then the other seeds (2–4) at
+the variant's best learning rate on the validation metric of the sweep. Each cell (variant, learning rate,
 seed) runs ``scripts/train_image_classification.py`` or
 ``scripts/train_language_model.py`` in a worker process and appends one JSON line to
 ``experiments/results/<study>.jsonl``; cells already there are skipped (the pattern of length_generalization.py,
@@ -21,6 +22,7 @@ gives the test metric over all five seeds at each variant's best learning rate, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -70,25 +72,45 @@ class Study:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     #: The seeds of the learning-rate sweep; the other seeds run at each variant's best learning rate only.
     sweep_seeds: list[int] = field(default_factory=lambda: [0, 1])
+    #: A variant whose best learning rate is at the edge of its sweep gets the next one (× or ÷ 2), up to this often.
+    max_extensions: int = 2
 
-    def best_learning_rates(self, records: list[dict[str, Any]]) -> dict[str, float]:
-        """Each variant's learning rate with the best mean validation metric over the sweep seeds (complete cells
-        only, so that a sweep still running cannot pick a learning rate from fewer seeds)."""
+    def swept(self, records: list[dict[str, Any]]) -> dict[str, dict[float, float]]:
+        """Per variant: learning rate → mean validation metric over the sweep seeds, for the learning rates that
+        have every sweep seed (so that a sweep still running cannot pick a learning rate from fewer seeds)."""
         scores: dict[tuple[str, float], list[float]] = {}
         for record in records:
             if record["seed"] in self.sweep_seeds:
                 scores.setdefault((record["variant"], record["learning_rate"]), []).append(record["results"][self.select])
-        sign = -1 if self.lower_is_better else 1
-        best: dict[str, float] = {}
-        for variant in self.variants:
-            complete = {
-                lr: statistics.fmean(scores[variant, lr])
-                for lr in self.learning_rates
-                if len(scores.get((variant, lr), [])) == len(self.sweep_seeds)
+        return {
+            variant: {
+                lr: statistics.fmean(values)
+                for (v, lr), values in sorted(scores.items())
+                if v == variant and len(values) == len(self.sweep_seeds)
             }
-            if len(complete) == len(self.learning_rates):
-                best[variant] = max(complete, key=lambda lr: sign * complete[lr])
-        return best
+            for variant in self.variants
+        }
+
+    def best_learning_rates(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        """Each variant's learning rate with the best mean validation metric over the sweep seeds, once its
+        initial sweep is complete."""
+        sign = -1 if self.lower_is_better else 1
+        return {
+            variant: max(scores, key=lambda lr: sign * scores[lr])
+            for variant, scores in self.swept(records).items()
+            if set(self.learning_rates) <= set(scores)
+        }
+
+    def extensions(self, records: list[dict[str, Any]]) -> list[tuple[str, float]]:
+        """``(variant, learning rate)`` one step beyond the sweep's edge for each variant whose best is at it."""
+        swept, cells = self.swept(records), []
+        for variant, best in self.best_learning_rates(records).items():
+            lrs = sorted(swept[variant])
+            if best == lrs[0]:
+                cells.append((variant, best / 2))
+            elif best == lrs[-1]:
+                cells.append((variant, best * 2))
+        return cells
 
 
 def make_digits(path: Path) -> None:
@@ -180,13 +202,18 @@ STUDIES = {
             "logging_steps": 100,
             "dropout": 0.1,
         },  # fmt: skip
-        variants=["default", "mimetic", "mimetic-pos-1"],
+        variants=["default", "mimetic"],
         learning_rates=[2e-3, 4e-3, 8e-3],
         select="eval_bits_per_character",
         test="test_bits_per_character",
         lower_is_better=True,
     ),
 }
+# GPT-2's language preset with sinusoidal positions of amplitude 1 (the preset before this study), on the sweep seeds
+# of char-gpt2's learning rates: compare with char-gpt2's mimetic cells.
+STUDIES["char-gpt2-positions"] = dataclasses.replace(
+    STUDIES["char-gpt2"], variants=["mimetic-pos-1"], seeds=[0, 1], max_extensions=0
+)
 
 
 def as_argv(flags: dict[str, Any]) -> list[str]:
@@ -236,11 +263,17 @@ def run_cell(study_name: str, variant: str, learning_rate: float, seed: int, thr
 
 
 def run(study_name: str, workers: int) -> None:
-    """The sweep's missing cells, then the other seeds at each variant's best learning rate."""
+    """The sweep's missing cells (extended past its edge where a variant's best is there), then the other seeds at
+    each variant's best learning rate."""
     study = STUDIES[study_name]
     data_path(study_name)  # once, before the workers start
     sweep = [(v, lr, seed) for seed in study.sweep_seeds for v in study.variants for lr in study.learning_rates]
     _run_cells(study_name, sweep, workers)
+    for _ in range(study.max_extensions):
+        edges = study.extensions(load(study_name))
+        if not edges:
+            break
+        _run_cells(study_name, [(v, lr, seed) for seed in study.sweep_seeds for v, lr in edges], workers)
     best = study.best_learning_rates(load(study_name))
     rest = [(v, best[v], seed) for seed in study.seeds if seed not in study.sweep_seeds for v in study.variants]
     _run_cells(study_name, rest, workers)
@@ -290,8 +323,9 @@ def report(study_name: str) -> str:
         "",
         *header,
     ]
-    sweep_edges = (min(study.learning_rates), max(study.learning_rates))
-    lines += [row(v, best[v], " (edge)" if best[v] in sweep_edges else "") for v in study.variants if v in best]
+    swept = study.swept(records)
+    edge = lambda v: best[v] in (min(swept[v]), max(swept[v]))  # noqa: E731
+    lines += [row(v, best[v], " (edge)" if edge(v) else "") for v in study.variants if v in best]
     lines += ["", "Whole sweep:", "", *header, *(row(v, lr) for v, lr in sorted(groups))]
     seconds = [r["seconds"] for r in records]
     lines += [
@@ -338,6 +372,7 @@ def _figure(
         mean = [statistics.fmean(to_curve(run["history"][i][curve_key]) for run in runs) for i in range(len(steps))]
         curves.plot(steps, mean, marker=".", label=f"{variant} (lr {best[variant]:g})")
     sweep.set_xscale("log")
+    sweep.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the log axis labels minor ticks otherwise
     sweep.set_xlabel("learning rate")
     sweep.set_ylabel(study.test)
     curves.set_xlabel("step")

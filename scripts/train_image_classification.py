@@ -6,7 +6,8 @@
 
 Defaults are the thesis's CIFAR pipeline (§3.2.4): ViT-Tiny (width 192, depth 12, 3 heads, patch 2, 32 px), RandAugment
 + random crop + flip + random erasing (Cutout), AdamW lr 3e-3, weight decay 0.01, batch 512, 100 epochs, warmup and
-cosine decay (``--lr_scheduler_type linear`` gives the triangular schedule). Data: ``--dataset_name`` (Hub; image and
+cosine decay (``--lr_scheduler_type linear`` gives the triangular schedule); label smoothing with the Trainer's
+``--label_smoothing_factor``. Data: ``--dataset_name`` (Hub; image and
 label columns found by name, e.g. CIFAR-100's ``img``/``fine_label``), ``--dataset_path`` (``save_to_disk``) or
 ``--train_dir/--validation_dir`` (imagefolder). Every mimetic option is a flag (``--qk false``, ``--position_scale 2``);
 unset ones keep the vision preset. Validation (and test) accuracy go to <output_dir>/all_results.json.

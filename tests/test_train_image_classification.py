@@ -100,6 +100,7 @@ def test_saved_dataset_with_cifar100_columns_reports_validation_and_test(tmp_pat
     output = tmp_path / "out"
     results = train_image_classification.main(
         [*TINY, *FEW_STEPS, "--dataset_path", str(dataset), "--output_dir", str(output)]
+        + ["--label_smoothing_factor", "0.1"]  # the Trainer's; accepted like every TrainingArguments flag
     )
     assert {"eval_accuracy", "test_accuracy"} <= results.keys()
     config = json.loads((output / "config.json").read_text())
