@@ -230,18 +230,22 @@ def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
 
 def train_and_evaluate(
     trainer: MimeticTrainer,
-    eval_splits: dict[str, Dataset],
+    splits: DatasetDict,
+    data_args: DataSourceArguments,
     card: dict[str, Any],
     derived_metrics: Callable[[dict[str, float], str], dict[str, float]] = lambda metrics, prefix: {},
 ) -> dict[str, float]:
-    """Train (resuming from ``args.resume_from_checkpoint``), save the model, evaluate each split, write metrics
-    (``all_results.json``) and the model card, and push to the Hub if ``args.push_to_hub``. Returns all metrics.
+    """Train (resuming from ``args.resume_from_checkpoint``), save the model, evaluate the ``validation`` (metric
+    prefix ``eval``) and ``test`` splits of ``splits``, write metrics (``all_results.json``) and the model card, and
+    push to the Hub if ``args.push_to_hub``. Returns all metrics.
 
-    ``eval_splits`` maps a metric prefix (``eval``, ``test``) to its dataset; ``derived_metrics(metrics, prefix)``
-    adds metrics computed from an evaluation's (e.g. perplexity from the loss); ``card`` holds the model-card
-    fields of ``Trainer.create_model_card``.
+    ``derived_metrics(metrics, prefix)`` adds metrics computed from an evaluation's (e.g. perplexity from the loss);
+    ``card`` holds the model-card fields of ``Trainer.create_model_card`` (the Hub dataset, if any, is added here).
     """
     args: TrainingArguments = trainer.args
+    eval_splits = {"eval": splits["validation"], **({"test": splits["test"]} if "test" in splits else {})}
+    if data_args.dataset_name is not None:
+        card = {**card, "dataset": data_args.dataset_name}
     train_output = trainer.train(
         resume_from_checkpoint=resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
     )

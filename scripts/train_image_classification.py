@@ -192,11 +192,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model=model, args=training_args, train_dataset=splits["train"], eval_dataset=splits["validation"],
         data_collator=collate, compute_metrics=compute_metrics,
     )  # fmt: skip
-    eval_splits = {"eval": splits["validation"], **({"test": splits["test"]} if "test" in splits else {})}
     card = {"tasks": "image-classification", "tags": ["image-classification", "vit"]}
-    if data_args.dataset_name is not None:
-        card["dataset"] = data_args.dataset_name
-    return train_and_evaluate(trainer, eval_splits, card)
+    return train_and_evaluate(trainer, splits, data_args, card)
 
 
 if __name__ == "__main__":

@@ -212,11 +212,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         processing_class=tokenizer, data_collator=default_data_collator, compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
     )  # fmt: skip
-    eval_splits = {"eval": lm_splits["validation"], **({"test": lm_splits["test"]} if "test" in lm_splits else {})}
     card = {"tasks": "text-generation", "tags": ["text-generation", "gpt2"]}
-    if data_args.dataset_name is not None:
-        card["dataset"] = data_args.dataset_name
-    return train_and_evaluate(trainer, eval_splits, card, derived_metrics)
+    return train_and_evaluate(trainer, lm_splits, data_args, card, derived_metrics)
 
 
 if __name__ == "__main__":
