@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from hf_mimetic.functional.attention import qk_factors
+from hf_mimetic.maths.attention import qk_factors
 
 SHAPES = [(192, 64, 3), (384, 64, 6), (768, 64, 12), (1024, 64, 16), (1600, 64, 25)]
 

@@ -3,7 +3,7 @@
     python experiments/length_generalization.py run --study copy-mamba2 --workers 2     # resumable
     python experiments/length_generalization.py report --study copy-mamba2              # table + figures
 
-``run`` trains every (variant, learning rate, seed) cell of a study with :func:`hf_mimetic.synthetic.train_synthetic`
+``run`` trains every (variant, learning rate, seed) cell of a study with :func:`hf_mimetic.train.synthetic.train_synthetic`
 and appends one JSON line per finished run to ``experiments/results/<study>.jsonl``; cells already there are
 skipped, so an interrupted study resumes where it stopped. ``report`` picks, for each variant separately, the
 learning rate with the best mean teacher-forced token accuracy at 2L (the comparison metric, so the baseline gets
@@ -135,7 +135,7 @@ def cell_key(study: str, variant: str, learning_rate: float, seed: int) -> str:
 def run_cell(study_name: str, variant: str, learning_rate: float, seed: int, threads: int) -> dict[str, Any]:
     """Train one cell in this (worker) process and return its JSON record."""
     import torch
-    from hf_mimetic.synthetic import (
+    from hf_mimetic.train.synthetic import (
         MimeticArguments,
         SyntheticModelArguments,
         SyntheticTaskArguments,

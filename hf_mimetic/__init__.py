@@ -1,7 +1,8 @@
 """hf_mimetic: mimetic initialization for Hugging Face transformers.
 
-``import hf_mimetic`` teaches transformers' ViT, GPT-2, Mamba and Mamba 2 the mimetic init of Trockman & Kolter
-(thesis CMU-CS-25-114, §3.2–3.3)::
+``import hf_mimetic`` teaches transformers models the mimetic init of Trockman & Kolter (thesis *Mimetic
+Initialization for Deep Neural Networks*, CMU-CS-25-114, §3.2–3.3) for every layer a registered layout recognises
+(:mod:`hf_mimetic.registry`)::
 
     import hf_mimetic
     from transformers import AutoModelForCausalLM, GPT2Config
@@ -15,13 +16,21 @@ rounding; ``HF_MIMETIC_FAST_MAMBA_SCAN=0`` turns it off, see :mod:`hf_mimetic.op
 
 from __future__ import annotations
 
-from .config import FAMILIES, PRESETS, MimeticConfig
-from .integration import MimeticInitMixin, apply_mimetic_init, install
+from .api import apply_mimetic_init, materialize
+from .config import PRESETS, AttentionConfig, MimeticConfig, MLPConfig, PositionConfig, SSMConfig
+from .hook import install, uninstall
 from .ops.selective_scan import enable_fast_mamba_scan
+from .registry import Family, model_types, register
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 install()
 enable_fast_mamba_scan()
 
-__all__ = ["FAMILIES", "PRESETS", "MimeticConfig", "MimeticInitMixin", "apply_mimetic_init", "install", "__version__"]
+#: The registered model types (see :mod:`hf_mimetic.registry`).
+FAMILIES = tuple(model_types())
+
+__all__ = [
+    "FAMILIES", "PRESETS", "AttentionConfig", "Family", "MLPConfig", "MimeticConfig", "PositionConfig", "SSMConfig",
+    "apply_mimetic_init", "install", "materialize", "model_types", "register", "uninstall", "__version__",
+]  # fmt: skip

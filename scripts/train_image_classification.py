@@ -21,18 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
+from datasets import Image
 from torchvision.transforms import v2
 from transformers import AutoModelForImageClassification, HfArgumentParser, TrainingArguments, ViTConfig, set_seed
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
-from hf_mimetic.training import (
+from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
     MimeticTrainer,
+    OutputArguments,
     build_model,
+    check_output_dir,
     find_column,
     load_metric,
     load_splits,
+    resolve_checkpoint,
     train_and_evaluate,
 )
 
@@ -65,6 +69,9 @@ class ModelArguments:
     mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
 
     def __post_init__(self) -> None:
+        for name in ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.image_size % self.patch_size:
             raise ValueError(f"patch_size {self.patch_size} must divide image_size {self.image_size}")
         if self.hidden_size % self.num_attention_heads:
@@ -96,6 +103,11 @@ class ImageDataArguments(DataSourceArguments):
     def __post_init__(self) -> None:
         if self.dataset_name is None and self.dataset_path is None and self.train_dir is None:
             self.dataset_name = DEFAULT_DATASET
+        for flag, folder in (("--train_dir", self.train_dir), ("--validation_dir", self.validation_dir)):
+            if folder is not None and not os.path.isdir(folder):
+                raise ValueError(f"{flag} {folder}: no such folder (an imagefolder: one sub-folder of images per class)")
+            if folder is not None and not any(files for _, _, files in os.walk(folder)):
+                raise ValueError(f"{flag} {folder} holds no files (an imagefolder: one sub-folder of images per class)")
         if self.validation_dir is not None and self.train_dir is None:
             raise ValueError("--validation_dir needs --train_dir")
         if not 0 <= self.random_erasing <= 1:
@@ -145,14 +157,23 @@ def collate(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = HfArgumentParser((ModelArguments, ImageDataArguments, MimeticArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, ImageDataArguments, MimeticArguments, OutputArguments, TrainingArguments))
     parser.set_defaults(**THESIS_DEFAULTS)
-    model_args, data_args, mimetic_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, mimetic_args, output_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    check_output_dir(training_args, output_args.overwrite_output_dir)
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
 
     splits = load_splits(data_args, seed=training_args.seed)
     columns = splits["train"].column_names
     image_column = find_column(columns, IMAGE_COLUMNS, data_args.image_column, "image")
+    if data_args.train_dir is not None and data_args.label_column is None and not set(LABEL_COLUMNS) & set(columns):
+        raise ValueError(
+            f"--train_dir {data_args.train_dir} gave no labels: an imagefolder needs one sub-folder per class, and at "
+            "least two classes (the class of an image is the name of its folder)"
+        )
     label_column = find_column(columns, LABEL_COLUMNS, data_args.label_column, "label")
+    if isinstance(splits["train"].features[label_column], Image):
+        raise ValueError(f"--label_column {label_column!r} holds images, not labels; the dataset's columns: {columns}")
     names = getattr(splits["train"].features[label_column], "names", None)
     # Labels that are not a ClassLabel (strings, sparse integers) are numbered in sorted order.
     label_ids = None if names else {value: i for i, value in enumerate(sorted(splits["train"].unique(label_column)))}
@@ -181,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
     )  # fmt: skip
     set_seed(training_args.seed)  # the init depends only on --seed
-    model = build_model(AutoModelForImageClassification, config, model_args.mimetic_init, mimetic_args)
+    model = build_model(AutoModelForImageClassification, config, model_args.mimetic_init, mimetic_args, checkpoint)
 
     metric = load_metric(data_args.metric)
 

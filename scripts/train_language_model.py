@@ -37,11 +37,13 @@ from transformers import (
 )
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
-from hf_mimetic.training import (
+from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
     MimeticTrainer,
+    OutputArguments,
     build_model,
+    check_output_dir,
     find_column,
     load_metric,
     load_splits,
@@ -74,6 +76,10 @@ class ModelArguments:
     mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
 
     def __post_init__(self) -> None:
+        for name, low in (("n_embd", 1), ("n_layer", 1), ("n_head", 1), ("block_size", 2)):
+            if getattr(self, name) < low:
+                why = " (a block must hold an input and its next token)" if name == "block_size" else ""
+                raise ValueError(f"{name} must be >= {low}{why}, got {getattr(self, name)}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_head {self.n_head} must divide n_embd {self.n_embd}")
         if not 0 <= self.dropout < 1:
@@ -154,9 +160,10 @@ def load_tokenizer(data_args: TextDataArguments, checkpoint: Optional[str], trai
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = HfArgumentParser((ModelArguments, TextDataArguments, MimeticArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, TextDataArguments, MimeticArguments, OutputArguments, TrainingArguments))
     parser.set_defaults(**DEFAULTS)
-    model_args, data_args, mimetic_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, mimetic_args, output_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    check_output_dir(training_args, output_args.overwrite_output_dir)
 
     splits = load_splits(data_args, seed=training_args.seed)
     text_column = find_column(splits["train"].column_names, TEXT_COLUMNS, data_args.text_column, "text")
@@ -183,7 +190,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
     for name, dataset in lm_splits.items():
         if len(dataset) == 0:
-            raise ValueError(f"the {name} split has fewer than --block_size {block_size} tokens; lower --block_size")
+            raise ValueError(
+                f"the {name} split has fewer than --block_size {block_size} tokens ({sum(len(t) for t in splits[name][text_column])} "
+                "characters of text): lower --block_size or give more text"
+            )
 
     config = GPT2Config(
         n_embd=model_args.n_embd, n_layer=model_args.n_layer, n_head=model_args.n_head, n_positions=block_size,
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         attn_pdrop=model_args.dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
     )  # fmt: skip
     set_seed(training_args.seed)  # the init depends only on --seed
-    model = build_model(AutoModelForCausalLM, config, model_args.mimetic_init, mimetic_args)
+    model = build_model(AutoModelForCausalLM, config, model_args.mimetic_init, mimetic_args, checkpoint)
 
     metric = load_metric(data_args.metric)
 

@@ -1,49 +1,36 @@
-"""Small configs of each supported family, shared by the tests (all build in well under a second on CPU)."""
+"""Shared by the tests: the registry's tiny config of each model type (all build in well under a second on CPU).
+
+Tests that take the ``family`` fixture run once per registered model type, so a new registry entry is tested
+without new test code.
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
-from transformers import GPT2Config, Mamba2Config, MambaConfig, ViTConfig
 
 import hf_mimetic  # noqa: F401  (installs the hook)
+from hf_mimetic import registry
 
 
-def vit_config(**kwargs) -> ViTConfig:
-    base = dict(hidden_size=96, num_hidden_layers=3, num_attention_heads=3, intermediate_size=192, image_size=16, patch_size=4, num_labels=5)
-    return ViTConfig(**{**base, **kwargs})
+def config_of(model_type: str, **kwargs):
+    """The registry's tiny config of ``model_type``, with ``kwargs``."""
+    return registry.family(model_type).config(**kwargs)
 
 
-def gpt2_config(**kwargs) -> GPT2Config:
-    base = dict(n_embd=64, n_layer=3, n_head=4, vocab_size=64, n_positions=48, bos_token_id=0, eos_token_id=0)
-    return GPT2Config(**{**base, **kwargs})
+vit_config, gpt2_config, mamba_config, mamba2_config = (partial(config_of, t) for t in ("vit", "gpt2", "mamba", "mamba2"))
+CONFIGS = {model_type: partial(config_of, model_type) for model_type in registry.model_types()}
 
 
-def mamba_config(**kwargs) -> MambaConfig:
-    base = dict(hidden_size=32, num_hidden_layers=3, state_size=8, vocab_size=32, conv_kernel=4)
-    return MambaConfig(**{**base, **kwargs})
-
-
-def mamba2_config(**kwargs) -> Mamba2Config:
-    base = dict(hidden_size=32, num_hidden_layers=3, state_size=8, num_heads=4, head_dim=16, n_groups=2, vocab_size=32, conv_kernel=4)
-    return Mamba2Config(**{**base, **kwargs})
-
-
-CONFIGS = {"vit": vit_config, "gpt2": gpt2_config, "mamba": mamba_config, "mamba2": mamba2_config}
-
-
-@pytest.fixture(params=sorted(CONFIGS))
+@pytest.fixture(params=registry.model_types())
 def family(request) -> str:
     return request.param
 
 
 def build(family: str, seed: int = 0, config=None, **kwargs):
-    """The family's head model (what users train) from ``config`` or the small default, built from ``seed``."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
-
-    torch.manual_seed(seed)
-    auto = AutoModelForImageClassification if family == "vit" else AutoModelForCausalLM
-    return auto.from_config(config if config is not None else CONFIGS[family](), **kwargs)
+    """The family's model as users train it (its auto class), from ``config`` or the tiny one, built from ``seed``."""
+    return registry.build(family, seed=seed, config=config, **kwargs)
 
 
 def assert_resume_loses_nothing(main, argv: list[str], tmp_path, steps: int = 4, by_name_last: bool = False) -> None:

@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-from hf_mimetic.functional.attention import (
+from hf_mimetic.maths.attention import (
     attention_noise,
     expected_qk_diagonal,
     qk_factors,
     randomized_svd,
     vo_factors,
 )
-from hf_mimetic.functional.positions import sinusoidal_1d, sinusoidal_2d
-from hf_mimetic.functional.ssm import DELTA_ONE_BIAS, bc_draw_std, correlated_readout, identity_conv_kernel
+from hf_mimetic.maths.positions import sinusoidal_1d, sinusoidal_2d
+from hf_mimetic.maths.ssm import DELTA_ONE_BIAS, bc_draw_std, correlated_readout, identity_conv_kernel
 
 
 def diag_and_offdiag_std(products: torch.Tensor) -> tuple[float, float]:

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 from conftest import CONFIGS, build
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, BertConfig, ViTConfig
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, ResNetConfig, ViTConfig
 
 import hf_mimetic
 from hf_mimetic import MimeticConfig, apply_mimetic_init
-from hf_mimetic.integration import install, uninstall
-from hf_mimetic.structure import structure
+from hf_mimetic.hook import install, uninstall
+from hf_mimetic.inspect import structure
 
 
 def state(model):
@@ -88,10 +88,11 @@ def test_from_pretrained_returns_bit_identical_weights_and_writes_nothing(family
     def fail(*args, **kwargs):
         raise AssertionError("the mimetic maths ran on loaded weights")
 
-    import hf_mimetic.adapters.attention as attention
-    import hf_mimetic.adapters.ssm as ssm
+    import hf_mimetic.layouts.attention as attention
+    import hf_mimetic.layouts.ssm as ssm
 
-    monkeypatch.setattr(attention, "layer_factors", fail)
+    monkeypatch.setattr(attention, "qk_factors", fail)
+    monkeypatch.setattr(attention, "vo_factors", fail)
     monkeypatch.setattr(ssm, "shifted_a_log", fail)
     loaded = type(model).from_pretrained(tmp_path)
     assert loaded.config.mimetic_init is True
@@ -175,9 +176,10 @@ def test_bad_settings_on_the_config_raise_when_the_model_is_built():
         AutoModel.from_config(config)
 
 
-def test_unsupported_family_is_named():
-    with pytest.raises(ValueError, match=r"does not support BertModel; supported model families: vit .*mamba2"):
-        AutoModel.from_config(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64), mimetic_init=True)
+def test_a_model_without_recognised_layers_is_named_with_what_is_supported():
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
+    with pytest.raises(ValueError, match=r"found no layer it recognises in ResNetModel .*ViTAttention.*tested model types: \[.*'vit'\]"):
+        AutoModel.from_config(config, mimetic_init=True)
 
 
 def test_head_dim_that_does_not_divide_the_hidden_size():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hf_mimetic.__main__ import describe
+from hf_mimetic.cli import describe
 
 
 def _cells(table: str, column: int) -> list[tuple[float, float]]:

@@ -1,4 +1,4 @@
-"""Tests of hf_mimetic.metrics on crafted predictions, stub models and tiny real models."""
+"""Tests of hf_mimetic.tasks.metrics on crafted predictions, stub models and tiny real models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from hf_mimetic.metrics import (
+from hf_mimetic.tasks.metrics import (
     argmax_logits,
     compute_metrics,
     evaluate_greedy,

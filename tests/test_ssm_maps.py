@@ -8,8 +8,8 @@ from conftest import build, gpt2_config, mamba2_config, mamba_config
 from transformers.models.mamba import modeling_mamba
 from transformers.models.mamba2 import modeling_mamba2
 
-from hf_mimetic.functional.ssm import ssm_attention_matrix
-from hf_mimetic.ssm_maps import attention_maps, capture_scan_inputs
+from hf_mimetic.maths.ssm import ssm_attention_matrix
+from hf_mimetic.inspect.ssm_maps import attention_maps, capture_scan_inputs
 
 
 def recurrent_scan(x, delta, a, b, c):
@@ -86,5 +86,5 @@ def test_attention_maps_average_channels_per_layer():
 
 
 def test_attention_maps_reject_models_without_a_mamba_mixer():
-    with pytest.raises(ValueError, match="GPT2LMHeadModel has no Mamba or Mamba 2 mixer"):
+    with pytest.raises(ValueError, match="GPT2LMHeadModel has no SSM mixer that hf_mimetic recognises"):
         attention_maps(build("gpt2", config=gpt2_config()), torch.zeros(1, 4, dtype=torch.long))

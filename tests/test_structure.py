@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import CONFIGS, build
 
-from hf_mimetic.functional.attention import expected_qk_diagonal
-from hf_mimetic.functional.positions import sinusoidal_1d, sinusoidal_2d
-from hf_mimetic.functional.ssm import DELTA_ONE_BIAS
+from hf_mimetic.maths.attention import expected_qk_diagonal
+from hf_mimetic.maths.positions import sinusoidal_1d, sinusoidal_2d
+from hf_mimetic.maths.ssm import DELTA_ONE_BIAS
 
 
 def vit_products(model):
@@ -71,18 +71,19 @@ def test_default_init_has_no_such_structure(family):
         assert abs(mean_diag(qk)) < 0.02 and abs(mean_diag(vo)) < 0.02
 
 
-def test_vit_position_embeddings_are_the_2d_table_times_gamma():
+def test_vit_position_embeddings_are_the_2d_table_times_gamma_in_units_of_the_patch_embeddings():
     model = build("vit", mimetic_init=True, mimetic_config={"position_scale": 2.0})
     table = model.vit.embeddings.position_embeddings.detach()[0]
     grid = 16 // 4
+    patch_std = 0.02 * math.sqrt(3 * 4 * 4)  # each patch embedding sums C·p² pixels times weights of std 0.02
     torch.testing.assert_close(table[0], torch.zeros(96))  # CLS position
-    torch.testing.assert_close(table[1:], 2.0 * sinusoidal_2d(grid, grid, 96))
+    torch.testing.assert_close(table[1:], 2.0 * patch_std * sinusoidal_2d(grid, grid, 96))
     assert model.vit.embeddings.position_embeddings.requires_grad
 
 
 def test_gpt2_position_embeddings_are_the_1d_table_and_can_be_frozen():
-    model = build("gpt2", mimetic_init=True, mimetic_config={"freeze_position_embeddings": True, "position_scale": 1.0})
-    torch.testing.assert_close(model.transformer.wpe.weight.detach(), sinusoidal_1d(48, 64))
+    model = build("gpt2", mimetic_init=True, mimetic_config={"freeze_position_embeddings": True, "position_scale": 3.0})
+    torch.testing.assert_close(model.transformer.wpe.weight.detach(), 3.0 * 0.02 * sinusoidal_1d(48, 64))
     assert not model.transformer.wpe.weight.requires_grad
     assert model.transformer.wte.weight.requires_grad
 
@@ -94,7 +95,7 @@ def test_gpt2_language_preset_keeps_positions_on_the_token_embeddings_scale():
     positions, tokens = model.transformer.wpe.weight.detach(), model.transformer.wte.weight.detach()
     ratio = positions.pow(2).mean().sqrt() / tokens.pow(2).mean().sqrt()
     assert ratio.item() == pytest.approx(1 / math.sqrt(2), rel=0.1)
-    assert model.config.mimetic_config["position_scale"] == model.config.initializer_range
+    assert model.config.mimetic_config["position_scale"] == 1.0  # in units of the token embeddings' std
 
 
 def test_attention_biases_are_zero():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hf_mimetic.tasks import mqar
 from hf_mimetic.tasks import (
     IGNORE_INDEX,
     ZOOLOGY_FILLER_ID,
@@ -22,6 +23,7 @@ from hf_mimetic.tasks import (
     make_example,
     make_train_dataset,
     make_train_example,
+
     sample_example,
     to_zoology,
     zoology_gap_probabilities,
@@ -145,7 +147,7 @@ def test_native_mqar_invariants(num_queries: int | None) -> None:
         assert all(half <= v < cfg.vocab_size for v in values)
         kv = dict(zip(keys, values))
         queries, answers = ids[2 * n + 1:: 2], ids[2 * n + 2:: 2]
-        assert len(queries) == cfg.num_queries(n) and len(set(queries)) == len(queries)
+        assert len(queries) == mqar.num_queries(cfg, n) and len(set(queries)) == len(queries)
         assert answers == [kv[q] for q in queries]
         # Loss exactly on the answers, each label equal to its key's value.
         scored = [t for t, lab in enumerate(labels) if lab != IGNORE_INDEX]

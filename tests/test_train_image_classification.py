@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from transformers import AutoModelForImageClassification
 
 from conftest import assert_resume_loses_nothing
-from hf_mimetic.structure import structure
+from hf_mimetic.inspect import structure
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

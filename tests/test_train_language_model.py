@@ -14,8 +14,8 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import assert_resume_loses_nothing
-from hf_mimetic.structure import structure
-from hf_mimetic.training import load_splits
+from hf_mimetic.inspect import structure
+from hf_mimetic.train import load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -1,7 +1,7 @@
 """Train a default-initialised and a mimetic-initialised model side by side, in two threads of this process.
 
-The training is :func:`hf_mimetic.synthetic.train_synthetic`, the library's one training path, with the study's
-recipe (:func:`~hf_mimetic.synthetic.study_training_arguments`). This module runs it twice, streams its evaluations
+The training is :func:`hf_mimetic.train.synthetic.train_synthetic`, the library's one training path, with the study's
+recipe (:func:`~hf_mimetic.train.synthetic.study_training_arguments`). This module runs it twice, streams its evaluations
 through a Trainer callback and stops both runs on request. The app (``app.py``) and the benchmark
 (``benchmarks/bench_space.py``) drive it.
 """
@@ -21,7 +21,7 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments
 
 import hf_mimetic  # noqa: F401  (installs the mimetic_init hook and the fast Mamba 1 scan)
-from hf_mimetic.synthetic import (
+from hf_mimetic.train.synthetic import (
     MimeticArguments,
     SyntheticModelArguments,
     SyntheticTaskArguments,

@@ -179,3 +179,17 @@ def expected_qk_diagonal(hidden_size: int, head_dim: int, alpha: float, beta: fl
     """
     wq, wk = qk_factors(samples, hidden_size, head_dim, alpha, beta, svd="exact", dtype=torch.float64)
     return (wq @ wk.mT).diagonal(dim1=-2, dim2=-1).mean().item()
+
+
+def diagonal_statistics(products: torch.Tensor) -> tuple[float, float]:
+    """Mean diagonal and off-diagonal std (RMS of the off-diagonal entries) of square matrices ``(..., d, d)``,
+    averaged over the leading dimensions: how close a product is to ``c·I``.
+
+    Example:
+        >>> diagonal_statistics(0.5 * torch.eye(4).expand(3, 4, 4))
+        (0.5, 0.0)
+    """
+    diag = products.diagonal(dim1=-2, dim2=-1)
+    d = products.shape[-1]
+    off_squares = products.pow(2).sum((-2, -1)) - diag.pow(2).sum(-1)
+    return diag.mean().item(), (off_squares.clamp_min(0) / (d * d - d)).sqrt().mean().item()

@@ -1,9 +1,9 @@
 """Train a small causal LM on a synthetic task (copy, stack copy, MQAR, sort) with the HF Trainer.
 
-The one training path of the project: ``scripts/train_synthetic.py`` (CLI), ``experiments/length_generalization.py``
-(the study) and the Space call :func:`train_synthetic`. Arguments are dataclasses, as in transformers' examples, so
-``HfArgumentParser`` turns them into flags; :data:`MimeticArguments` mirrors every field of
-:class:`~hf_mimetic.MimeticConfig` (unset flags keep the preset).
+The one training path of the synthetic tasks: ``scripts/train_synthetic.py`` (CLI), the length-generalisation study
+(``experiments/length_generalization.py``) and the Space call :func:`train_synthetic`. Arguments are dataclasses, as
+in transformers' examples, so ``HfArgumentParser`` turns them into flags; every mimetic option is a flag
+(:data:`~hf_mimetic.train.arguments.MimeticArguments`) and any registered causal-LM family is a ``--model_type``.
 
 Example:
     >>> from transformers import TrainingArguments
@@ -22,53 +22,57 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    GPT2Config,
-    Mamba2Config,
-    MambaConfig,
-    PreTrainedModel,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-)
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, TrainerCallback, TrainingArguments
 
-from .config import MimeticConfig
-from .metrics import argmax_logits, compute_metrics, evaluate_lengths
-from .tasks import TASKS, TaskCollator, TaskConfig, make_eval_dataset, make_train_dataset
+from ..registry import LMSizes, causal_lm_types, family
+from ..tasks import TASKS, TaskCollator, TaskConfig, make_eval_dataset, make_train_dataset
+from ..tasks.metrics import argmax_logits, compute_metrics, evaluate_lengths
+from .arguments import MimeticArguments
+from .common import MimeticTrainer, resolve_checkpoint, run_recipe
 
-MODEL_TYPES = ("mamba", "mamba2", "gpt2")
+__all__ = [
+    "MimeticArguments", "SyntheticModelArguments", "SyntheticTaskArguments", "build_model", "model_config",
+    "study_training_arguments", "train_synthetic",
+]  # fmt: skip
 
 
 @dataclass
 class SyntheticModelArguments:
     """Architecture and size. Defaults: a 4-layer Mamba 2 that trains in minutes on 2 CPU cores."""
 
-    model_type: str = field(default="mamba2", metadata={"help": f"one of {MODEL_TYPES}"})
+    model_type: str = field(default="mamba2", metadata={"help": f"a registered causal LM type: {causal_lm_types()}"})
     hidden_size: int = field(default=128, metadata={"help": "model width d"})
     num_layers: int = field(default=4, metadata={"help": "number of blocks"})
-    state_size: int = field(default=32, metadata={"help": "SSM state size N (mamba, mamba2)"})
-    head_dim: int = field(default=64, metadata={"help": "Mamba 2 SSM head dim, or GPT-2 attention head dim"})
-    expand: int = field(default=2, metadata={"help": "Mamba inner width = expand × hidden_size"})
+    state_size: int = field(default=32, metadata={"help": "SSM state size N (SSM models)"})
+    head_dim: int = field(default=64, metadata={"help": "attention head dim, or Mamba 2 SSM head dim"})
+    expand: int = field(default=2, metadata={"help": "SSM inner width = expand × hidden_size"})
     # transformers' Mamba 2 torch path pads every sequence to a multiple of chunk_size and is quadratic within a
     # chunk: its default of 256 makes a step on ~100-token sequences ~6× slower than 32 (measured: 1.5 s vs 0.26 s).
     chunk_size: int = field(default=32, metadata={"help": "Mamba 2 SSD chunk size (speed only; same results)"})
     mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
 
     def __post_init__(self) -> None:
-        if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
-        # Mamba 2 splits its inner width (expand × d) into SSM heads, GPT-2 its width d into attention heads.
-        width = {"mamba2": self.expand * self.hidden_size, "gpt2": self.hidden_size}.get(self.model_type)
-        if width is not None and width % self.head_dim:
-            raise ValueError(f"head_dim {self.head_dim} must divide the {self.model_type} head width {width}")
+        if self.model_type not in causal_lm_types():
+            raise ValueError(f"model_type must be one of {causal_lm_types()}, got {self.model_type!r}")
+        for name in ("hidden_size", "num_layers", "state_size", "head_dim", "expand", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.sizes(vocab_size=2, max_positions=2)  # raises for sizes the family cannot build
+
+    def sizes(self, vocab_size: int, max_positions: int) -> dict[str, Any]:
+        """The family's config kwargs for these sizes (``ValueError`` if they do not fit together)."""
+        sizes = LMSizes(
+            hidden_size=self.hidden_size, num_layers=self.num_layers, vocab_size=vocab_size, max_positions=max_positions,
+            head_dim=self.head_dim, state_size=self.state_size, expand=self.expand, chunk_size=self.chunk_size,
+        )  # fmt: skip
+        return family(self.model_type).causal_lm(sizes)
 
 
 @dataclass
 class SyntheticTaskArguments:
     """Task, lengths and evaluation. Train on lengths in [train_min_len, train_max_len]; evaluate at eval_lengths."""
 
-    task: str = field(default="copy", metadata={"help": f"one of {TASKS}"})
+    task: str = field(default="copy", metadata={"help": f"one of {list(TASKS)}"})
     vocab_size: int = field(default=16, metadata={"help": "number of data tokens (special tokens come after)"})
     train_min_len: int = field(default=1)
     train_max_len: int = field(default=32, metadata={"help": "L; eval_lengths default to L, 2L, 4L"})
@@ -84,53 +88,21 @@ class SyntheticTaskArguments:
         return list(self.eval_lengths or [self.train_max_len, 2 * self.train_max_len, 4 * self.train_max_len])
 
 
-# MimeticConfig's annotations (strings, from __future__ annotations) → optional flag types.
-_FLAG_TYPES = {
-    "bool": Optional[bool], "int": Optional[int], "float": Optional[float], "str": Optional[str],
-    "float | None": Optional[float], "list[int] | None": Optional[list[int]],
-}  # fmt: skip
-
-
-def _mimetic_arguments_class() -> type:
-    """A dataclass with every MimeticConfig field as an optional flag (``None``: keep the preset's value)."""
-    fields = [
-        (f.name, _FLAG_TYPES[f.type], field(default=None, metadata={"help": f"mimetic_config[{f.name!r}] (default: the preset's)"}))
-        for f in dataclasses.fields(MimeticConfig)
-    ]
-    cls = dataclasses.make_dataclass("MimeticArguments", fields)
-    cls.__doc__ = "Every mimetic option as a flag; only the flags you set override the family's preset."
-    cls.overrides = lambda self: {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-    return cls
-
-
-MimeticArguments = _mimetic_arguments_class()
-
-
 def model_config(args: SyntheticModelArguments, vocab_size: int, max_positions: int):
     """The transformers config for ``args`` (vocab and positions sized for the task)."""
-    if args.model_type == "mamba":
-        return MambaConfig(hidden_size=args.hidden_size, num_hidden_layers=args.num_layers, state_size=args.state_size, expand=args.expand, vocab_size=vocab_size, pad_token_id=vocab_size - 1)
-    if args.model_type == "mamba2":
-        num_heads = args.expand * args.hidden_size // args.head_dim
-        return Mamba2Config(
-            hidden_size=args.hidden_size, num_hidden_layers=args.num_layers, state_size=args.state_size, expand=args.expand,
-            head_dim=args.head_dim, num_heads=num_heads, n_groups=1, vocab_size=vocab_size, pad_token_id=vocab_size - 1,
-            chunk_size=args.chunk_size,
-        )  # fmt: skip
-    return GPT2Config(
-        n_embd=args.hidden_size, n_layer=args.num_layers, n_head=args.hidden_size // args.head_dim, vocab_size=vocab_size,
-        n_positions=max_positions, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1,
-    )  # fmt: skip
+    return AutoConfig.for_model(args.model_type, **args.sizes(vocab_size, max_positions))
 
 
-def build_model(args: SyntheticModelArguments, task: TaskConfig, max_length: int, mimetic: dict[str, Any]) -> PreTrainedModel:
-    """The causal LM for ``task``, with mimetic init if asked (uses the global torch seed)."""
+def build_model(
+    args: SyntheticModelArguments, task: TaskConfig, max_length: int, mimetic: dict[str, Any], checkpoint: Optional[str] = None
+) -> PreTrainedModel:
+    """The causal LM for ``task``, with mimetic init if asked (uses the global torch seed); a run that resumes
+    ``checkpoint`` takes its recipe."""
     config = model_config(args, task.total_vocab_size, task.sequence_length(max_length))
-    if not args.mimetic_init:
-        if mimetic:
-            raise ValueError(f"mimetic options {sorted(mimetic)} were given without --mimetic_init")
+    mimetic_init, recipe = run_recipe(args.mimetic_init, mimetic, checkpoint)
+    if not mimetic_init:
         return AutoModelForCausalLM.from_config(config)
-    return AutoModelForCausalLM.from_config(config, mimetic_init=True, mimetic_config=mimetic)
+    return AutoModelForCausalLM.from_config(config, mimetic_init=True, mimetic_config=recipe)
 
 
 def study_training_arguments(
@@ -177,17 +149,18 @@ def train_synthetic(
     ``all_results.json`` in ``output_dir``) ``{"eval": {length: metrics}, "history": [...], "train": {...}}``.
 
     During training the Trainer evaluates teacher-forced accuracy on fixed eval sets at each length (set
-    ``eval_strategy``/``eval_steps``); at the end, :func:`hf_mimetic.metrics.evaluate_lengths` adds greedy decoding.
+    ``eval_strategy``/``eval_steps``); at the end, :func:`hf_mimetic.tasks.metrics.evaluate_lengths` adds greedy decoding.
     """
     task = task_args.task_config()
     lengths = task_args.lengths()
     for length in lengths:
         task.validate_length(length)
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     torch.manual_seed(training_args.seed)  # the model's init depends only on --seed
-    model = build_model(model_args, task, max(lengths), mimetic_args.overrides())
+    model = build_model(model_args, task, max(lengths), mimetic_args.overrides(), checkpoint)
     eval_sets = {f"L{n}": make_eval_dataset(task, n, task_args.eval_examples) for n in lengths}
     logger = EvalLogger()
-    trainer = Trainer(
+    trainer = MimeticTrainer(
         model=model,
         args=training_args,
         train_dataset=make_train_dataset(task),
@@ -198,8 +171,9 @@ def train_synthetic(
         callbacks=[logger, *callbacks],
     )
     start = time.perf_counter()
-    train_output = trainer.train()
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - start
+    trainer.save_model()  # weights and config.json, with the mimetic recipe
     model.eval()
     final = evaluate_lengths(model, task, lengths, num_examples=task_args.eval_examples, greedy=task_args.greedy_eval)
     result = {
@@ -220,4 +194,5 @@ def train_synthetic(
         trainer.save_metrics("all", {**flat, **result["train"]}, combined=False)
         with open(os.path.join(training_args.output_dir, "results.json"), "w") as handle:
             json.dump(result, handle, indent=2)
+        trainer.create_model_card(tasks="text-generation", tags=["synthetic-tasks", model_args.model_type])
     return result

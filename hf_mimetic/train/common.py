@@ -1,13 +1,17 @@
-"""What the two example-style scripts share: data loading, column detection, the model, the metric, and the run.
+"""What the training scripts share: data loading, column detection, the model and its recipe, the metric, the
+output-directory policy, and the run.
 
-``scripts/train_image_classification.py`` (ViT) and ``scripts/train_language_model.py`` (GPT-2) train from scratch
-with the HF Trainer, in the style of transformers' ``run_image_classification.py`` and ``run_clm.py``. Each defines
-its own argument dataclasses (subclassing :class:`DataSourceArguments`) and preprocessing; the rest is here:
+``scripts/train_image_classification.py`` and ``scripts/train_language_model.py`` train from scratch with the HF
+Trainer, in the style of transformers' ``run_image_classification.py`` and ``run_clm.py``; ``scripts/train_synthetic.py``
+shares the model, recipe, output and checkpoint handling. Each script defines its own argument dataclasses
+(subclassing :class:`DataSourceArguments`) and preprocessing; the rest is here:
 
 - :func:`load_splits`: ``--dataset_name`` (Hub), ``--dataset_path`` (``save_to_disk``) or local files, as a
   ``DatasetDict`` with ``train``, ``validation`` (carved from train when the dataset has none) and maybe ``test``;
 - :func:`find_column`: the image/label/text column by name, with a clear error listing the columns found;
-- :func:`build_model`: ``from_config`` with or without mimetic init (every :data:`MimeticArguments` flag);
+- :func:`check_output_dir`: refuse an ``--output_dir`` that holds an earlier run unless resuming or overwriting;
+- :func:`build_model`: ``from_config`` with or without mimetic init (every :data:`MimeticArguments` flag); a resumed
+  run takes the recipe its checkpoint was trained with;
 - :func:`load_metric`: an ``evaluate`` metric by Hub name or local script (the default ships with the package);
 - :class:`MimeticTrainer` and :func:`train_and_evaluate`: train (resuming if asked), save, evaluate every split,
   write ``all_results.json`` and a model card that records the init, push to the Hub if asked.
@@ -16,6 +20,7 @@ its own argument dataclasses (subclassing :class:`DataSourceArguments`) and prep
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -25,12 +30,8 @@ from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainingArg
 from transformers.trainer_utils import get_last_checkpoint
 
 from .evaluate_metrics import ACCURACY
-from .synthetic import MimeticArguments
 
-__all__ = [
-    "DataSourceArguments", "MimeticArguments", "MimeticTrainer", "build_model", "find_column", "load_metric",
-    "load_splits", "train_and_evaluate",
-]  # fmt: skip
+logger = logging.getLogger(__name__)
 
 #: Split names taken as the validation set, in order. Without one, a dataset's ``test`` split is the validation set
 #: (CIFAR-10/100 and SVHN only have train and test; the thesis reports test accuracy).
@@ -93,6 +94,8 @@ def load_splits(args: DataSourceArguments, seed: int) -> DatasetDict:
         raw = DatasetDict(train=raw)
     if "train" not in raw:
         raise ValueError(f"the dataset has no 'train' split; its splits: {sorted(raw)}")
+    if len(raw["train"]) == 0:
+        raise ValueError("the training data is empty")
     splits = {"train": raw["train"]}
     validation = next((name for name in VALIDATION_SPLITS if name in raw), None)
     if validation is not None:
@@ -102,6 +105,12 @@ def load_splits(args: DataSourceArguments, seed: int) -> DatasetDict:
     elif "test" in raw:
         splits["validation"] = raw["test"]
     else:
+        held_out = round(len(raw["train"]) * args.validation_split_percentage / 100)
+        if held_out < 1 or held_out >= len(raw["train"]):
+            raise ValueError(
+                f"cannot hold out {args.validation_split_percentage}% of {len(raw['train'])} training examples for "
+                "validation; give a validation split (e.g. --validation_file or --validation_dir) or more data"
+            )
         # Fixed seed: the held-out set must not change with --seed, or seeds would be scored on different data.
         carved = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=0)
         splits = {"train": carved["train"], "validation": carved["test"]}
@@ -133,14 +142,54 @@ def find_column(columns: Sequence[str], candidates: Sequence[str], override: Opt
     )
 
 
-def build_model(auto_class: type, config: PretrainedConfig, mimetic_init: bool, mimetic_args: Any) -> PreTrainedModel:
-    """``auto_class.from_config(config)``, with mimetic init and the flags' overrides if ``mimetic_init``."""
-    overrides = mimetic_args.overrides()
+def check_output_dir(args: TrainingArguments, overwrite: bool) -> None:
+    """Refuse to train into an ``output_dir`` that already holds files, unless the run resumes
+    (``--resume_from_checkpoint``) or ``overwrite`` (``--overwrite_output_dir``): the Trainer's checkpoint rotation
+    would delete the earlier run's checkpoints and the final save would replace its model."""
+    if overwrite or args.resume_from_checkpoint is not None or not os.path.isdir(args.output_dir):
+        return
+    held = sorted(os.listdir(args.output_dir))
+    if held:
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise ValueError(
+            f"--output_dir {args.output_dir} already holds an earlier run ({shown}). Pass --resume_from_checkpoint last "
+            "to continue it, --overwrite_output_dir to train into it anyway, or choose another --output_dir."
+        )
+
+
+def run_recipe(mimetic_init: bool, overrides: dict[str, Any], checkpoint: Optional[str]) -> tuple[bool, Optional[dict]]:
+    """``(mimetic_init, mimetic_config)`` for a run: the flags' or, when resuming, the checkpoint's.
+
+    A checkpoint's weights replace the init anyway, but its recipe must survive: the config and model card record it,
+    and options such as a frozen position table act during training. Flags that contradict it are an error.
+    """
+    if not mimetic_init and overrides:
+        raise ValueError(f"mimetic options {sorted(overrides)} were given without --mimetic_init")
+    if checkpoint is None:
+        return mimetic_init, (overrides if mimetic_init else None)
+    with open(os.path.join(checkpoint, "config.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    saved_init, saved_recipe = bool(saved.get("mimetic_init", False)), saved.get("mimetic_config")
+    if mimetic_init and not saved_init:
+        raise ValueError(f"--mimetic_init was given, but {checkpoint} was trained with the default initialization")
+    conflicts = {k: (v, (saved_recipe or {}).get(k)) for k, v in overrides.items() if (saved_recipe or {}).get(k) != v}
+    if conflicts:
+        detail = ", ".join(f"{k}: flag {flag!r}, checkpoint {was!r}" for k, (flag, was) in conflicts.items())
+        raise ValueError(f"mimetic options differ from the checkpoint {checkpoint} being resumed ({detail})")
+    if saved_init and not mimetic_init:
+        logger.warning("resuming %s, trained with mimetic init: its recipe is kept (config and model card)", checkpoint)
+    return saved_init, saved_recipe
+
+
+def build_model(
+    auto_class: type, config: PretrainedConfig, mimetic_init: bool, mimetic_args: Any, checkpoint: Optional[str] = None
+) -> PreTrainedModel:
+    """``auto_class.from_config(config)``, with mimetic init and the flags' overrides if ``mimetic_init``; a run that
+    resumes ``checkpoint`` takes its recipe (:func:`run_recipe`)."""
+    mimetic_init, recipe = run_recipe(mimetic_init, mimetic_args.overrides(), checkpoint)
     if not mimetic_init:
-        if overrides:
-            raise ValueError(f"mimetic options {sorted(overrides)} were given without --mimetic_init")
         return auto_class.from_config(config)
-    return auto_class.from_config(config, mimetic_init=True, mimetic_config=overrides)
+    return auto_class.from_config(config, mimetic_init=True, mimetic_config=recipe)
 
 
 def load_metric(name_or_path: str):
@@ -158,18 +207,28 @@ def load_metric(name_or_path: str):
         ) from error
 
 
+#: What each kind of layer's init does, for the model card.
+KIND_DESCRIPTIONS = {
+    "attention": "attention layers with W_Q W_Kᵀ ≈ α1 Z + β1 I per head and W_V W_O ≈ α2 Z − β2 I per layer (§3.2)",
+    "positions": "sinusoidal position embeddings (§3.2.4)",
+    "mlp": "a nonzero mean in the first MLP layer (Trockman & Kolter 2026)",
+    "ssm": "state-space layers that start as linear attention: Ā ≈ 1, Δ ≈ 1, W_Cᵀ W_B ≈ I (§3.3)",
+}
+
+
 def init_description(config: PretrainedConfig) -> str:
     """A model-card section saying how the weights were initialised (the recipe is also in config.json)."""
     if not getattr(config, "mimetic_init", False):
         return (
             "\n## Initialization\n\nTrained from scratch with transformers' default initialization (no mimetic init).\n"
         )
+    kinds = (config.mimetic_config or {}).get("initialized", {})
+    parts = "; ".join(KIND_DESCRIPTIONS[kind] for kind in kinds if kind in KIND_DESCRIPTIONS)
     recipe = json.dumps(config.mimetic_config, indent=2)
     return (
         "\n## Initialization\n\nTrained from scratch with mimetic initialization (hf_mimetic; Trockman & Kolter, "
-        "thesis CMU-CS-25-114, §3.2), which sets the attention weights so "
-        "that W_Q W_Kᵀ ≈ α1 Z + β1 I per head and W_V W_O ≈ α2 Z − β2 I per layer, with sinusoidal position "
-        f"embeddings. The recipe (`config.mimetic_config`):\n\n```json\n{recipe}\n```\n"
+        f"thesis *Mimetic Initialization for Deep Neural Networks*, CMU-CS-25-114): {parts}. The recipe "
+        f"(`config.mimetic_config`):\n\n```json\n{recipe}\n```\n"
     )
 
 
@@ -221,6 +280,8 @@ class MimeticTrainer(Trainer):
 def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
     """``--resume_from_checkpoint``: a checkpoint folder, or ``last`` for the newest ``checkpoint-*`` in output_dir."""
     if value != "last":
+        if value is not None and not os.path.isdir(value):
+            raise ValueError(f"--resume_from_checkpoint {value}: no such checkpoint folder (or pass last)")
         return value
     last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
     if last is None:

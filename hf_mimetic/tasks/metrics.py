@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .tasks import IGNORE_INDEX, TaskCollator, TaskConfig, make_eval_dataset
+from .base import IGNORE_INDEX, TaskConfig
+from .data import TaskCollator, make_eval_dataset
 
 
 # ------------------------------------------------------------------ utilities
@@ -325,7 +326,7 @@ def evaluate_lengths(model: torch.nn.Module, config: TaskConfig, lengths: Sequen
         {64: {'tf_token_accuracy': 1.0, ...}, 128: {...}, 256: {...}}
     """
     if greedy is None:
-        greedy = config.task != "mqar"
+        greedy = config.spec.greedy
     results: dict[int, dict[str, float]] = {}
     for length in lengths:
         ds = make_eval_dataset(config, length, num_examples)

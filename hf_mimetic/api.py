@@ -1,0 +1,61 @@
+"""Helpers for models that already exist: initialise a built model, or materialise one built without weights."""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from .layouts.base import is_loaded
+from .plan import Plan
+
+
+def apply_mimetic_init(model: PreTrainedModel, **overrides: Any) -> PreTrainedModel:
+    """Apply mimetic init to an already-built model, in place, and return it.
+
+    ``overrides`` are options on top of the model family's preset (see :class:`~hf_mimetic.MimeticConfig`). The
+    model's config records the recipe (``mimetic_init=True`` and the full ``mimetic_config``). Refuses to overwrite
+    weights loaded by ``from_pretrained``.
+
+    Example:
+        >>> model = ViTForImageClassification(ViTConfig(hidden_size=192, num_attention_heads=3, intermediate_size=768))
+        >>> apply_mimetic_init(model, qk_beta=0.6, layers=[0, 1])
+    """
+    plan = Plan(model, overrides)
+    loaded = [f"{t.name}.{name}" for t in plan.selected() for name, p in t.module.named_parameters() if is_loaded(p)]
+    if loaded:
+        raise ValueError(
+            f"apply_mimetic_init would overwrite {len(loaded)} tensors loaded by from_pretrained (e.g. {loaded[0]!r}); "
+            "mimetic init is for training from scratch: build the model with from_config(..., mimetic_init=True)"
+        )
+    with torch.no_grad():
+        for target in plan.targets:
+            plan.initialize(target.module, model)
+    plan.configure()
+    model.config.mimetic_init = True
+    model.config.mimetic_config = plan.record()
+    return model
+
+
+def materialize(model: PreTrainedModel, device: torch.device | str = "cpu") -> PreTrainedModel:
+    """Give a model built without weights (``accelerate.init_empty_weights()`` or the meta device) real tensors on
+    ``device`` and initialise them: the native init and, if its config asks for it, the mimetic init. In place.
+
+    ``model.to_empty(device)`` followed by ``model.init_weights()`` is not enough: when a model is built under
+    ``init_empty_weights()``, transformers marks every module initialised, so ``init_weights()`` leaves the new
+    memory as it found it (uninitialised, e.g. NaN), for every model, mimetic or not.
+
+    Example:
+        >>> with accelerate.init_empty_weights():
+        ...     model = AutoModelForCausalLM.from_config(config, mimetic_init=True)
+        >>> materialize(model, "cpu")
+    """
+    model.to_empty(device=device)
+    for module in model.modules():
+        module.__dict__.pop("_is_hf_initialized", None)
+    for tensor in chain(model.parameters(), model.buffers()):
+        tensor.__dict__.pop("_is_hf_initialized", None)
+    model.init_weights()
+    return model

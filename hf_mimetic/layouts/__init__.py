@@ -1,0 +1,6 @@
+"""Layer layouts: one module per way a model stores the weights mimetic init is about.
+
+Importing this package registers every layout and the model families they serve (:mod:`hf_mimetic.registry`).
+"""
+
+from . import gpt2_conv1d, mamba, mamba2, mlp, positions, qkvo_linear  # noqa: F401  (registration)

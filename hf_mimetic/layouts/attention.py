@@ -1,0 +1,102 @@
+"""What the self-attention layouts share: the per-layer factors (thesis eqs. 3.13–3.18) and reading the products.
+
+Every attention layout receives the same maths-layout factors (row-vector convention, ``q = x W_Q`` with
+``W_Q ∈ R^{d×H·k}``, head ``h`` in columns ``h·k:(h+1)·k``) and differs only in where it stores them
+(:meth:`AttentionLayout.write_factors`) and how it reads them back (:meth:`AttentionLayout.factors_of`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..config.attention import AttentionConfig
+from ..maths.attention import diagonal_statistics, qk_factors, vo_factors
+from .base import Layout
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes of one attention layer: model width ``d``, query heads, key/value heads and the head size ``k``."""
+
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+
+
+@dataclass
+class Factors:
+    """Maths-layout factors of one attention layer; ``None`` for a product left at the native init."""
+
+    w_q: torch.Tensor | None  # (d, H·k), head h in columns h·k:(h+1)·k
+    w_k: torch.Tensor | None  # (d, H·k)
+    w_v: torch.Tensor | None  # (d, H·k)
+    w_o: torch.Tensor | None  # (H·k, d)
+
+
+class AttentionLayout(Layout):
+    """A self-attention layout. Subclasses implement :meth:`geometry`, :meth:`projections` (the parameters the init
+    writes, to test for loaded weights), :meth:`write_factors` and :meth:`factors_of`."""
+
+    kind: ClassVar[str] = "attention"
+    columns: ClassVar[dict[str, str]] = {
+        "qk_diag": "QK diag", "qk_offdiag_std": "QK off-diag std", "vo_diag": "VO diag", "vo_offdiag_std": "VO off-diag std",
+    }  # fmt: skip
+
+    def geometry(self, module: nn.Module) -> Geometry:
+        raise NotImplementedError
+
+    def projections(self, module: nn.Module) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def write_factors(self, module: nn.Module, factors: Factors) -> None:
+        raise NotImplementedError
+
+    def factors_of(self, module: nn.Module) -> Factors:
+        """W_Q, W_K, W_V (d, H·k) and W_O (H·k, d) in the maths layout, read from the module's weights."""
+        raise NotImplementedError
+
+    def check(self, module: nn.Module, model: nn.Module) -> None:
+        g = self.geometry(module)
+        if g.num_heads * g.head_dim != g.hidden_size:
+            raise ValueError(
+                f"mimetic init needs num_heads × head_dim == hidden_size (W_V W_O is a full-rank d×d product); got "
+                f"{g.num_heads} × {g.head_dim} = {g.num_heads * g.head_dim} != {g.hidden_size}. Choose "
+                f"num_attention_heads dividing hidden_size {g.hidden_size} with head_dim = hidden_size / num_heads."
+            )
+
+    def initialize(self, module: nn.Module, cfg: AttentionConfig, model: nn.Module) -> None:
+        from .base import writable
+
+        if not any(writable(p) for p in self.projections(module)):
+            return  # loaded by from_pretrained, or on the meta device: no maths
+        g = self.geometry(module)
+        device = self.projections(module)[0].device
+        w_q = w_k = w_v = w_o = None
+        if cfg.qk:
+            q, k = qk_factors(g.num_heads, g.hidden_size, g.head_dim, cfg.qk_alpha, cfg.qk_beta, noise=cfg.noise, svd=cfg.qk_svd, device=device)
+            # (H, d, k) → (d, H·k) with head h in columns h·k:(h+1)·k.
+            w_q = q.permute(1, 0, 2).reshape(g.hidden_size, g.num_heads * g.head_dim)
+            w_k = k.permute(1, 0, 2).reshape(g.hidden_size, g.num_heads * g.head_dim)
+        if cfg.vo:
+            w_v, w_o = vo_factors(g.hidden_size, cfg.vo_alpha, cfg.vo_beta, sign=cfg.vo_sign, noise=cfg.noise, device=device)
+        self.write_factors(module, Factors(w_q, w_k, w_v, w_o))
+
+    def read(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """``qk``: W_Q^h W_K^hᵀ per head, ``(H, d, d)``; ``vo``: W_V W_O, ``(d, d)``; from the module's weights."""
+        g = self.geometry(module)
+        f = self.factors_of(module)
+        q = f.w_q.view(g.hidden_size, g.num_heads, g.head_dim).permute(1, 0, 2)
+        k = f.w_k.view(g.hidden_size, g.num_heads, g.head_dim).permute(1, 0, 2)
+        return {"qk": q @ k.mT, "vo": f.w_v @ f.w_o}
+
+    def statistics(self, module: nn.Module) -> dict[str, float]:
+        """Mean diagonal of W_Q^h W_K^hᵀ (over heads) and of W_V W_O, and the std of their off-diagonal entries."""
+        products = self.read(module)
+        qk_diag, qk_off = diagonal_statistics(products["qk"])
+        vo_diag, vo_off = diagonal_statistics(products["vo"])
+        return {"qk_diag": qk_diag, "qk_offdiag_std": qk_off, "vo_diag": vo_diag, "vo_offdiag_std": vo_off}

@@ -1,0 +1,60 @@
+"""Mamba 1's mixer (``MambaMixer``), transformers ≥ 5.23.
+
+``in_proj`` rows [0:E] = x, [E:2E] = z; ``conv1d`` (E, 1, K); ``x_proj`` rows [0:R] = Δ, [R:R+N] = W_B,
+[R+N:R+2N] = W_C; ``dt_proj`` (E, R) + bias; ``A_log`` (E, N). Δ = softplus(dt_proj(x_proj(x)[:R])), so Δ ≈ 1 zeroes
+``dt_proj.weight`` and sets its bias.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..registry import Family, register
+from .base import zero_
+from .ssm import MixerLayout, ProjectionRows, ScanInputs
+
+
+class MambaMixerLayout(MixerLayout):
+    module_classes = ("MambaMixer",)
+    description = "Mamba: x_proj = [Δ | W_B | W_C], dt_proj, A_log (E, N)"
+
+    def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
+        r, n = mixer.time_step_rank, mixer.ssm_state_size
+        return ProjectionRows(mixer.x_proj.weight, None, slice(0, r), slice(r, r + n), slice(r + n, r + 2 * n), 1)
+
+    def delta_bias(self, mixer: nn.Module) -> nn.Parameter:
+        return mixer.dt_proj.bias
+
+    def zero_delta_projection(self, mixer: nn.Module, rows: ProjectionRows) -> None:
+        zero_(mixer.dt_proj.weight)
+
+    @staticmethod
+    def a_times_delta(a: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        return a * delta[:, None]  # A (E, N), Δ (E,)
+
+    def scan_projection(self, mixer: nn.Module) -> nn.Module:
+        return mixer.x_proj  # its input is the conv output x, the scan's input
+
+    def scan_inputs(self, mixer: nn.Module, projection_input: torch.Tensor, projected: torch.Tensor) -> ScanInputs:
+        """From ``x_proj``'s input (``x``, ``(batch, T, E)``) and output ``[Δ rank, B, C]``."""
+        rank, state = mixer.time_step_rank, mixer.ssm_state_size
+        time_step, b, c = projected.split([rank, state, state], dim=-1)
+        delta = nn.functional.softplus(mixer.dt_proj(time_step).float())  # dt_proj's bias is Mamba's Δ bias
+        a = -torch.exp(mixer.A_log.float())
+        return ScanInputs(projection_input[..., None], delta, a, b[:, :, None], c[:, :, None])
+
+
+MAMBA_MIXER = register(MambaMixerLayout())
+
+register(
+    Family(
+        "mamba", preset="ssm", auto_class="AutoModelForCausalLM",
+        tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, vocab_size=32, conv_kernel=4),
+        showcase=dict(hidden_size=128, num_hidden_layers=4, state_size=32, vocab_size=32),
+        causal_lm=lambda s: dict(
+            hidden_size=s.hidden_size, num_hidden_layers=s.num_layers, state_size=s.state_size, expand=s.expand,
+            vocab_size=s.vocab_size, pad_token_id=s.vocab_size - 1,
+        ),
+    )
+)  # fmt: skip

@@ -1,0 +1,133 @@
+"""What mimetic init does to one model, worked out once per model: the modules it acts on, the layer each belongs to,
+and the recipe resolved for them.
+
+The hook asks for the plan of a model when transformers initialises it (:func:`plan_of`); the plan is cached on the
+model and rebuilt only if ``config.mimetic_config`` changes. Layer indices are found by structure: a module's layer
+is the element of the innermost ``nn.ModuleList`` that contains it, numbered across the lists that hold targets in
+module order (so ConvNeXt's per-stage lists number their blocks consecutively).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from torch import nn
+
+from .config import KINDS, RECORD, MimeticConfig
+from .config.base import check_layer_range
+from .layouts.base import Layout
+from .registry import FAMILIES, layout_of, recognised_modules
+
+#: Preset for models whose type is not registered but whose layers are recognised, by the first kind found.
+FALLBACK_PRESET = {"attention": "vision", "positions": "vision", "mlp": "vision", "ssm": "ssm"}
+_CACHE = "_hf_mimetic_plan"
+
+
+@dataclass
+class Target:
+    """A module a layout recognised: its name in the model, its layout and its layer (``None``: outside the layers)."""
+
+    name: str
+    module: nn.Module
+    layout: Layout
+    layer: int | None
+
+
+def find_targets(model: nn.Module) -> tuple[list[Target], int]:
+    """Every module of ``model`` a registered layout recognises, in module order, and the number of layers."""
+    matched = [(name, module, layout) for name, module in model.named_modules() if (layout := layout_of(module))]
+    lists = [name for name, module in model.named_modules() if isinstance(module, nn.ModuleList)]
+
+    def block(name: str) -> tuple[str, int] | None:
+        """(list, index) of the innermost ModuleList element that contains module ``name``."""
+        found = None
+        for list_name in lists:
+            prefix = f"{list_name}." if list_name else ""
+            head = name[len(prefix) :].split(".")[0] if name.startswith(prefix) else ""
+            if head.isdigit() and (found is None or len(list_name) > len(found[0])):
+                found = (list_name, int(head))
+        return found
+
+    blocks = {name: block(name) for name, _, _ in matched}
+    used = [name for name in lists if any(b is not None and b[0] == name for b in blocks.values())]
+    offsets, total = {}, 0
+    for name in used:
+        offsets[name] = total
+        total += len(model.get_submodule(name))
+    targets = [
+        Target(name, module, layout, None if blocks[name] is None else offsets[blocks[name][0]] + blocks[name][1])
+        for name, module, layout in matched
+    ]
+    return targets, total
+
+
+class Plan:
+    """The targets of one model and the recipe resolved for them (``ValueError`` for anything that does not apply)."""
+
+    def __init__(self, model: nn.Module, value: MimeticConfig | Mapping[str, Any] | None) -> None:
+        self.targets, self.num_layers = find_targets(model)
+        model_type = getattr(model.config, "model_type", type(model).__name__)
+        if not self.targets:
+            raise ValueError(
+                f"mimetic init found no layer it recognises in {type(model).__name__} (model type {model_type!r}). It "
+                f"recognises {', '.join(recognised_modules())}; tested model types: {sorted(FAMILIES)}"
+            )
+        kinds = list(dict.fromkeys(t.layout.kind for t in self.targets))
+        family = FAMILIES.get(model_type)
+        preset = family.preset if family is not None else FALLBACK_PRESET[kinds[0]]
+        self.recipe = MimeticConfig.for_model(value, model_type, kinds, preset)
+        check_layer_range(self.recipe.layers, self.num_layers)
+        for target in self.targets:
+            target.layout.check(target.module, model)
+        self.by_module = {id(t.module): t for t in self.targets}
+
+    def selected(self) -> list[Target]:
+        """The targets the recipe initialises: in a selected layer, of a kind that writes something."""
+        return [
+            t for t in self.targets if self.recipe.selects(t.layer) and self.recipe.kinds[t.layout.kind].active
+        ]
+
+    def initialize(self, module: nn.Module, model: nn.Module) -> None:
+        """Write the init into ``module`` if it is a selected target (after its native init)."""
+        target = self.by_module.get(id(module))
+        if target is not None and self.recipe.selects(target.layer):
+            target.layout.initialize(module, self.recipe.kinds[target.layout.kind], model)
+
+    def configure(self) -> None:
+        """Settings that hold for loaded weights too (e.g. a frozen position table)."""
+        for target in self.selected():
+            target.layout.configure(target.module, self.recipe.kinds[target.layout.kind])
+
+    def record(self) -> dict[str, Any]:
+        """The recipe, flat, with the layers each kind initialises (``True`` for parts outside the layers)."""
+        initialized: dict[str, Any] = {}
+        for target in self.selected():
+            kind = target.layout.kind
+            if target.layer is None:
+                initialized[kind] = True
+            else:
+                initialized.setdefault(kind, [])
+                if target.layer not in initialized[kind]:
+                    initialized[kind].append(target.layer)
+        return {**self.recipe.to_dict(), RECORD: {kind: initialized[kind] for kind in KINDS if kind in initialized}}
+
+
+def plan_of(model: nn.Module) -> Plan | None:
+    """The cached plan of a model whose config asks for mimetic init (``None`` if it does not). Building the plan
+    writes the resolved recipe into ``config.mimetic_config``."""
+    config = model.config
+    flag = getattr(config, "mimetic_init", False)
+    if flag is False:
+        return None
+    if flag is not True:
+        raise ValueError(f"mimetic_init must be True or False, got {flag!r}")
+    value = getattr(config, "mimetic_config", None)
+    cached = model.__dict__.get(_CACHE)
+    if cached is not None and cached.model_id == id(model) and cached.source == value:
+        return cached
+    plan = Plan(model, value)
+    config.mimetic_config = plan.record()
+    plan.source, plan.model_id = dict(config.mimetic_config), id(model)
+    object.__setattr__(model, _CACHE, plan)
+    return plan

@@ -1,0 +1,162 @@
+"""The registry: the layer layouts mimetic init recognises, and the model families it is tested on.
+
+Everything that depends on an architecture reads this one table: the hook (which modules to initialise, with which
+preset), :mod:`hf_mimetic.inspect` (how to read the structure back), the command line and the scripts (which model
+types exist), and the tests (a tiny config per family, each tested without new test code).
+
+* A **layout** (:class:`~hf_mimetic.layouts.base.Layout`) recognises modules (by class name) and knows how to write
+  the init into them and read it back. Any model whose modules a layout recognises gets the init.
+* A **family** (:class:`Family`) is a transformers ``model_type``: its preset, the class users train, and a tiny
+  config for tests.
+
+Example, adding a model whose attention already has a layout (one line)::
+
+    register(Family("deit", preset="vision", auto_class="AutoModelForImageClassification", tiny=dict(...)))
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from .layouts.base import Layout
+
+
+@dataclass(frozen=True)
+class LMSizes:
+    """Sizes of a small causal LM, in one vocabulary for every family (``--hidden_size`` etc. of the scripts)."""
+
+    hidden_size: int
+    num_layers: int
+    vocab_size: int
+    max_positions: int
+    head_dim: int = 64  # attention head size, or Mamba 2's SSM head size
+    state_size: int = 32  # SSM state N
+    expand: int = 2  # SSM inner width = expand × hidden_size
+    chunk_size: int = 32  # Mamba 2's SSD chunk (speed only)
+
+
+def attention_lm(sizes: LMSizes, **extra: Any) -> dict[str, Any]:
+    """Config kwargs of an attention decoder (transformers' standard names; ``attribute_map`` renames them)."""
+    if sizes.hidden_size % sizes.head_dim:
+        raise ValueError(f"head_dim {sizes.head_dim} must divide hidden_size {sizes.hidden_size}")
+    last = sizes.vocab_size - 1
+    return dict(
+        hidden_size=sizes.hidden_size, num_hidden_layers=sizes.num_layers, num_attention_heads=sizes.hidden_size // sizes.head_dim,
+        max_position_embeddings=sizes.max_positions, vocab_size=sizes.vocab_size, bos_token_id=last, eos_token_id=last, **extra,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """A model type mimetic init is tested on.
+
+    Args:
+        model_type: transformers' ``model_type`` (``config.model_type``).
+        preset: the preset its recipe starts from (:data:`hf_mimetic.config.PRESETS`).
+        auto_class: the ``transformers`` auto class of the model users train, e.g. ``"AutoModelForCausalLM"``.
+        tiny: config kwargs of a model that builds in well under a second (tests).
+        showcase: config kwargs of a typical small model (``hf-mimetic structure``); default: ``tiny``.
+        causal_lm: for causal LMs, config kwargs from :class:`LMSizes` (``scripts/train_synthetic.py``,
+            ``scripts/train_language_model.py``).
+    """
+
+    model_type: str
+    preset: str
+    auto_class: str
+    tiny: dict[str, Any]
+    showcase: dict[str, Any] = field(default_factory=dict)
+    causal_lm: Callable[[LMSizes], dict[str, Any]] | None = None
+
+    def config(self, size: str = "tiny", **overrides: Any) -> "PretrainedConfig":
+        """A config of this type: ``size`` "tiny" or "showcase", with ``overrides``."""
+        from transformers import AutoConfig
+
+        base = self.showcase if size == "showcase" and self.showcase else self.tiny
+        return AutoConfig.for_model(self.model_type, **{**base, **overrides})
+
+    def auto(self) -> type:
+        import transformers
+
+        return getattr(transformers, self.auto_class)
+
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of layer its models contain (found in a tiny model built on the meta device)."""
+        if self.model_type not in _KINDS:
+            import torch
+
+            from .plan import find_targets
+
+            with torch.device("meta"):
+                model = self.auto().from_config(self.config())
+            _KINDS[self.model_type] = tuple(dict.fromkeys(t.layout.kind for t in find_targets(model)[0]))
+        return _KINDS[self.model_type]
+
+
+LAYOUTS: list["Layout"] = []
+FAMILIES: dict[str, Family] = {}
+_KINDS: dict[str, tuple[str, ...]] = {}
+_Item = TypeVar("_Item")
+
+
+def register(item: _Item) -> _Item:
+    """Add a :class:`~hf_mimetic.layouts.base.Layout` or a :class:`Family` to the registry; returns it."""
+    if isinstance(item, Family):
+        FAMILIES[item.model_type] = item
+    else:
+        LAYOUTS.append(item)
+    return item
+
+
+def _load() -> None:
+    importlib.import_module("hf_mimetic.layouts")  # registers every layout and family
+
+
+def layout_of(module: nn.Module) -> "Layout | None":
+    """The layout that recognises ``module``, if any."""
+    _load()
+    return next((layout for layout in LAYOUTS if layout.recognises(module)), None)
+
+
+def family(model_type: str) -> Family:
+    """The registered family of ``model_type`` (``ValueError`` naming the supported ones)."""
+    _load()
+    if model_type not in FAMILIES:
+        raise ValueError(f"mimetic init is not registered for model type {model_type!r}; supported: {sorted(FAMILIES)}")
+    return FAMILIES[model_type]
+
+
+def model_types() -> list[str]:
+    """Every registered model type, sorted."""
+    _load()
+    return sorted(FAMILIES)
+
+
+def causal_lm_types() -> list[str]:
+    """The registered model types that can be trained as causal LMs from :class:`LMSizes`."""
+    _load()
+    return sorted(name for name, entry in FAMILIES.items() if entry.causal_lm is not None)
+
+
+def recognised_modules() -> list[str]:
+    """Every module class a layout recognises (for error messages)."""
+    _load()
+    return sorted({name for layout in LAYOUTS for name in layout.module_classes})
+
+
+def build(model_type: str, size: str = "tiny", seed: int | None = 0, **kwargs: Any) -> "PreTrainedModel":
+    """A model of a registered type, as users train it (its auto class), built with ``from_config(config, **kwargs)``
+    after ``torch.manual_seed(seed)``."""
+    import torch
+
+    entry = family(model_type)
+    if seed is not None:
+        torch.manual_seed(seed)
+    config = kwargs.pop("config", None) or entry.config(size)
+    return entry.auto().from_config(config, **kwargs)
