@@ -117,8 +117,8 @@ def plan_of(model: nn.Module) -> Plan | None:
     """The cached plan of a model whose config asks for mimetic init (``None`` if it does not). Building the plan
     writes the resolved recipe into ``config.mimetic_config``."""
     config = model.config
-    flag = getattr(config, "mimetic_init", False)
-    if flag is False:
+    flag = getattr(config, "mimetic_init", None)
+    if flag is None or flag is False:  # None: the flag was never set
         return None
     if flag is not True:
         raise ValueError(f"mimetic_init must be True or False, got {flag!r}")

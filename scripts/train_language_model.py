@@ -103,6 +103,11 @@ class TextDataArguments(DataSourceArguments):
     def __post_init__(self) -> None:
         if self.validation_file is not None and self.train_file is None:
             raise ValueError("--validation_file needs --train_file")
+        for flag, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"{flag} {path}: no such file")
+            if path is not None and os.path.getsize(path) == 0:
+                raise ValueError(f"{flag} {path} is empty")
         if self.max_vocab_size < 3:
             raise ValueError(f"max_vocab_size must be at least 3 (<unk>, <eos> and a word), got {self.max_vocab_size}")
         super().__post_init__()

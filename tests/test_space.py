@@ -158,6 +158,10 @@ def test_mqar_with_mamba_1_trains_and_the_copy_box_says_it_is_for_copying(client
         ({"lr_mimetic": None}, "learning rate (mimetic init) must be a number, got None"),
         ({"task": "mqar", "train_length": 50}, "training length for mqar = 50 is out of range: valid range is 2 to 16"),
         ({"max_steps": 15.5}, "training steps must be a whole number, got 15.5"),
+        # Strings sent to sliders reach the app's own validation, not Gradio's generic preprocessing error.
+        ({"train_length": "ten"}, "training length for copy must be a whole number, got 'ten'"),
+        ({"max_steps": "x"}, "training steps must be a whole number, got 'x'"),
+        ({"eval_4x": "no"}, "evaluate at 4× must be true or false, got 'no'"),
     ],
 )
 def test_bad_settings_are_rejected_with_the_valid_range(client, change, message):

@@ -52,7 +52,7 @@ class MimeticConfig:
     """
 
     def __init__(self, preset: str | None = None, layers: list[int] | None = None, **options: Any) -> None:
-        if preset is not None and preset not in PRESETS:
+        if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
             raise ValueError(f"unknown preset {preset!r}; valid presets: {tuple(PRESETS)}")
         self.preset = preset
         self.layers = check_layers(layers)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -105,7 +106,7 @@ def load_splits(args: DataSourceArguments, seed: int) -> DatasetDict:
     elif "test" in raw:
         splits["validation"] = raw["test"]
     else:
-        held_out = round(len(raw["train"]) * args.validation_split_percentage / 100)
+        held_out = math.ceil(len(raw["train"]) * args.validation_split_percentage / 100)  # as train_test_split
         if held_out < 1 or held_out >= len(raw["train"]):
             raise ValueError(
                 f"cannot hold out {args.validation_split_percentage}% of {len(raw['train'])} training examples for "

@@ -281,6 +281,9 @@ def build_demo(model: Mapping[str, Any] | None = None, eval_examples: int = EVAL
             concurrency_limit=1,
             concurrency_id="train",
             api_name="train",
+            # Raw values reach RunSettings, whose errors name the field and its range; Gradio's own preprocessing
+            # would turn a string sent to a slider into a generic "upstream Gradio app has raised an exception".
+            preprocess=False,
         )
         training.then(lambda: gr.Button(interactive=True), None, train_button, **ui_only)
         stop_button.click(stop, session, status_line, queue=False, api_name="stop")

@@ -92,6 +92,8 @@ class RunSettings:
         _check_number("learning rate (default init)", self.lr_default, *LEARNING_RATE_RANGE)
         _check_number("learning rate (mimetic init)", self.lr_mimetic, *LEARNING_RATE_RANGE)
         _check_number("training steps", self.max_steps, *STEPS_RANGE, whole=True)
+        if not isinstance(self.eval_4x, bool):
+            raise ValueError(f"evaluate at 4× must be true or false, got {self.eval_4x!r}")
 
     @property
     def eval_lengths(self) -> list[int]:

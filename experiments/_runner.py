@@ -1,0 +1,380 @@
+"""The one study runner: a grid of variants × learning rates × seeds, each init tuned the same way, resumable.
+
+A study file (``length_generalization.py``, ``small_data.py``, …) holds only data: its variants, its
+:class:`Study` objects and how to make its dataset; it ends with ``main(STUDIES, __doc__)``, which gives it this
+command line::
+
+    python experiments/<file>.py run --study NAME [--workers 2] [--only VARIANT:LR ...]
+    python experiments/<file>.py report --study NAME [--metric KEY]
+
+``run`` trains the study's missing cells in worker processes and appends one JSON line per finished run to
+``experiments/results/<study>.jsonl``; cells already there are skipped, so an interrupted study resumes where it
+stopped. Protocol, the same for every variant (so the baseline gets exactly the tuning mimetic init gets):
+
+* ``sweep_seeds=None``: every seed runs every learning rate; each variant's learning rate is the one with the best
+  mean ``select`` metric over its seeds;
+* otherwise a sweep on ``sweep_seeds`` (extended by a factor of 2 past its edge, at most ``max_extensions`` times,
+  while a variant's best is at the edge), then the other seeds at each variant's best learning rate.
+
+``report`` prints, for each variant at its best learning rate, mean ± std [min, max] over seeds of each reported
+metric, then the whole sweep, and draws ``docs/figures/<study>.png`` (the sweep, and learning curves at the best
+learning rates).
+
+A variant is a dict of mimetic options (``{}``: the family's preset) or ``None`` (transformers' default init). A cell
+trains either through :func:`hf_mimetic.train.synthetic.train_synthetic` (:class:`SyntheticRun`) or a training
+script's ``main`` (:class:`ScriptRun`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+RUNS = RESULTS / "runs"  # per-run output folders and generated data (git-ignored)
+FIGURES = ROOT.parent / "docs" / "figures"
+SCRIPTS = ROOT.parent / "scripts"
+
+
+# ----------------------------------------------------------------------------------------------------- how a cell runs
+@dataclass
+class SyntheticRun:
+    """Cells trained on a synthetic task with ``train_synthetic`` (the study's recipe: AdamW, cosine, 5% warmup)."""
+
+    model: dict[str, Any]
+    task: dict[str, Any]
+    max_steps: int = 200
+    eval_steps: int = 100
+    batch_size: int = 32
+    #: False for the GPU studies (the thesis regime, out of reach of 2 CPU cores).
+    use_cpu: bool = True
+
+    def __call__(
+        self, variant: dict[str, Any] | None, learning_rate: float, seed: int, output_dir: Path, study_name: str
+    ) -> dict[str, Any]:
+        from hf_mimetic.train import MimeticArguments
+        from hf_mimetic.train.synthetic import (
+            SyntheticModelArguments,
+            SyntheticTaskArguments,
+            study_training_arguments,
+            train_synthetic,
+        )
+
+        model_args = SyntheticModelArguments(**self.model, mimetic_init=variant is not None)
+        arguments = study_training_arguments(
+            str(output_dir), self.max_steps, learning_rate, seed, batch_size=self.batch_size, eval_steps=self.eval_steps,
+            use_cpu=self.use_cpu,
+        )  # fmt: skip
+        result = train_synthetic(model_args, SyntheticTaskArguments(**self.task), MimeticArguments(**(variant or {})), arguments)
+        return {
+            "results": {f"L{n}_{k}": v for n, metrics in result["eval"].items() for k, v in metrics.items()},
+            "history": merge_by_step(result["history"]),
+            "config": result["config"],
+        }
+
+
+@dataclass
+class ScriptRun:
+    """Cells trained by a training script (``scripts/<script>.py``'s ``main``) on a dataset made by ``make_data``."""
+
+    script: str
+    make_data: Callable[[Path], None]
+    flags: dict[str, Any]
+    #: Name of the dataset folder (studies on the same data share it); default: the study's name.
+    data: str | None = None
+
+    def data_path(self, study_name: str) -> Path:
+        """The study's dataset, generated on first use."""
+        path = RUNS / "data" / (self.data or study_name)
+        if not path.exists():
+            self.make_data(path)
+        return path
+
+    def __call__(
+        self, variant: dict[str, Any] | None, learning_rate: float, seed: int, output_dir: Path, study_name: str
+    ) -> dict[str, Any]:
+        sys.path.insert(0, str(SCRIPTS))
+        init = {} if variant is None else {"mimetic_init": True, **variant}
+        run = {"dataset_path": self.data_path(study_name), "output_dir": output_dir, "learning_rate": learning_rate,
+               "seed": seed, "overwrite_output_dir": True}  # fmt: skip
+        results = importlib.import_module(self.script).main(as_argv({**self.flags, **init, **run}))
+        log = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+        return {
+            "results": results,
+            "history": [entry for entry in log if any(k.startswith("eval_") for k in entry)],
+            "train_history": [{"step": e["step"], "loss": e["loss"]} for e in log if "loss" in e],
+        }
+
+
+def as_argv(flags: dict[str, Any]) -> list[str]:
+    """``{"qk": False, "seed": 0}`` → ``["--qk", "false", "--seed", "0"]`` (lists become several values)."""
+    argv = []
+    for name, value in flags.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        argv += [f"--{name}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+    return argv
+
+
+def merge_by_step(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per step (the Trainer logs each eval set of a step separately)."""
+    merged: dict[int, dict[str, Any]] = {}
+    for entry in history:
+        merged.setdefault(entry["step"], {}).update(entry)
+    return [merged[step] for step in sorted(merged)]
+
+
+# --------------------------------------------------------------------------------------------------------- the study
+@dataclass
+class Study:
+    """A grid of ``variants`` × ``learning_rates`` × ``seeds`` of one kind of run.
+
+    ``select`` is the result that picks each variant's learning rate and ``columns`` the results reported; both may
+    contain ``{metric}``, filled with ``metric`` (``report --metric`` changes it). ``curves`` are history keys drawn
+    against the step (with a transform, e.g. nats → bits).
+    """
+
+    run: SyntheticRun | ScriptRun
+    variants: dict[str, dict[str, Any] | None]
+    learning_rates: list[float]
+    select: str
+    columns: list[str]
+    curves: dict[str, Callable[[float], float]]
+    metric: str = ""
+    lower_is_better: bool = False
+    #: More learning rates for some variants (to extend a sweep whose best value sits at its edge).
+    extra_learning_rates: dict[str, list[float]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    #: None: every seed runs every learning rate. Otherwise the seeds of the sweep; the others run at the best only.
+    sweep_seeds: list[int] | None = None
+    max_extensions: int = 0
+
+    def learning_rates_of(self, variant: str) -> list[float]:
+        return self.learning_rates + self.extra_learning_rates.get(variant, [])
+
+    def grid(self) -> set[str]:
+        return {f"{v}:{lr:g}" for v in self.variants for lr in self.learning_rates_of(v)}
+
+    def scores(self, records: list[dict[str, Any]], metric: str, seeds: list[int] | None) -> dict[str, dict[float, list[float]]]:
+        """Per variant: learning rate → ``select`` values of its runs (only ``seeds``' if given)."""
+        key = self.select.format(metric=metric)
+        found: dict[str, dict[float, list[float]]] = {v: {} for v in self.variants}
+        for record in records:
+            if record["variant"] in found and (seeds is None or record["seed"] in seeds):
+                found[record["variant"]].setdefault(record["learning_rate"], []).append(record["results"][key])
+        return found
+
+    def best_learning_rates(self, records: list[dict[str, Any]], metric: str | None = None) -> dict[str, float]:
+        """Each variant's learning rate with the best mean ``select``: over every seed (``sweep_seeds=None``) or over
+        the sweep seeds once its initial sweep is complete (so a sweep still running cannot decide)."""
+        sign = -1 if self.lower_is_better else 1
+        best = {}
+        for variant, by_lr in self.scores(records, metric or self.metric, self.sweep_seeds).items():
+            if self.sweep_seeds is not None:
+                by_lr = {lr: v for lr, v in by_lr.items() if len(v) == len(self.sweep_seeds)}
+                if not set(self.learning_rates) <= set(by_lr):
+                    continue
+            if by_lr:
+                best[variant] = max(by_lr, key=lambda lr: sign * statistics.fmean(by_lr[lr]))
+        return best
+
+    def extensions(self, records: list[dict[str, Any]]) -> list[tuple[str, float]]:
+        """``(variant, learning rate)`` one step beyond the sweep's edge for each variant whose best is at it."""
+        cells = []
+        swept = self.scores(records, self.metric, self.sweep_seeds)
+        for variant, best in self.best_learning_rates(records).items():
+            lrs = sorted(swept[variant])
+            if best == lrs[0]:
+                cells.append((variant, best / 2))
+            elif best == lrs[-1]:
+                cells.append((variant, best * 2))
+        return cells
+
+
+def cell_key(study: str, variant: str, learning_rate: float, seed: int) -> str:
+    return f"{study}/{variant}/lr={learning_rate:g}/seed={seed}"
+
+
+def load(study_name: str) -> list[dict[str, Any]]:
+    path = RESULTS / f"{study_name}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_cell(module: str, study_name: str, variant: str, learning_rate: float, seed: int, threads: int) -> dict[str, Any]:
+    """Train one cell in this (worker) process and return its JSON record."""
+    import torch
+
+    torch.set_num_threads(threads)
+    study = importlib.import_module(module).STUDIES[study_name]
+    output_dir = RUNS / cell_key(study_name, variant, learning_rate, seed).replace("/", "_")
+    start = time.perf_counter()
+    outcome = study.run(study.variants[variant], learning_rate, seed, output_dir, study_name)
+    return {
+        "key": cell_key(study_name, variant, learning_rate, seed), "study": study_name, "variant": variant,
+        "learning_rate": learning_rate, "seed": seed, "seconds": time.perf_counter() - start, **outcome,
+    }  # fmt: skip
+
+
+def _run_cells(module: str, study_name: str, cells: list[tuple[str, float, int]], workers: int) -> None:
+    done = {record["key"] for record in load(study_name)}
+    cells = [cell for cell in cells if cell_key(study_name, *cell) not in done]
+    print(f"{study_name}: {len(done)} runs done, {len(cells)} to go, {workers} worker(s)", flush=True)
+    if not cells:
+        return
+    study = importlib.import_module(module).STUDIES[study_name]
+    threads = max(1, (os.cpu_count() or 2) // workers)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=workers) as pool, open(RESULTS / f"{study_name}.jsonl", "a") as out:
+        futures = [pool.submit(run_cell, module, study_name, v, lr, s, threads) for v, lr, s in cells]
+        for future in as_completed(futures):
+            record = future.result()
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+            shown = "  ".join(f"{k}={record['results'][k]:.4f}" for k in (c.format(metric=study.metric) for c in study.columns))
+            print(f"{record['key']}  ({record['seconds']:.0f} s)  {shown}", flush=True)
+
+
+def run(module: str, study_name: str, workers: int, only: list[str] | None = None) -> None:
+    """Train the study's missing cells; ``only`` (``"variant:lr"`` items) restricts them, e.g. to finish the seeds
+    of each variant's best learning rate when the whole grid does not fit the time."""
+    study = importlib.import_module(module).STUDIES[study_name]
+    if only and set(only) - study.grid():
+        raise SystemExit(f"--only {sorted(set(only) - study.grid())} not in study {study_name}; its cells: {sorted(study.grid())}")
+    if isinstance(study.run, ScriptRun):
+        study.run.data_path(study_name)  # once, before the workers start
+    wanted = lambda v, lr: not only or f"{v}:{lr:g}" in only  # noqa: E731
+    if study.sweep_seeds is None:
+        cells = [(v, lr, s) for s in study.seeds for v in study.variants for lr in study.learning_rates_of(v) if wanted(v, lr)]
+        _run_cells(module, study_name, cells, workers)
+        return
+    sweep = [(v, lr, s) for s in study.sweep_seeds for v in study.variants for lr in study.learning_rates_of(v)]
+    _run_cells(module, study_name, [c for c in sweep if wanted(*c[:2])], workers)
+    for _ in range(study.max_extensions):
+        edges = study.extensions(load(study_name))
+        if not edges:
+            break
+        _run_cells(module, study_name, [(v, lr, s) for s in study.sweep_seeds for v, lr in edges], workers)
+    best = study.best_learning_rates(load(study_name))
+    rest = [(v, best[v], s) for s in study.seeds if s not in study.sweep_seeds for v in study.variants if v in best]
+    _run_cells(module, study_name, [c for c in rest if wanted(*c[:2])], workers)
+
+
+# ------------------------------------------------------------------------------------------------------------ report
+def summary(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} ± {spread:.4f} [{min(values):.3f}, {max(values):.3f}]"
+
+
+def report(module: str, study_name: str, metric: str | None = None) -> str:
+    """Markdown: each variant at its best learning rate (mean ± std [min, max] over its seeds), then the sweep."""
+    study = importlib.import_module(module).STUDIES[study_name]
+    metric = metric or study.metric
+    records = load(study_name)
+    if not records:
+        raise SystemExit(f"no results for {study_name}; run it first")
+    columns = [c.format(metric=metric) for c in study.columns]
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["variant"], record["learning_rate"]), []).append(record)
+    best = study.best_learning_rates(records, metric)
+
+    def row(variant: str, lr: float) -> str:
+        runs = groups[(variant, lr)]
+        return f"| {variant} | {lr:g} | {len(runs)} | " + " | ".join(summary([r["results"][c] for r in runs]) for c in columns) + " |"
+
+    header = ["| variant | lr | seeds | " + " | ".join(columns) + " |", "|---|---:|---:|" + "---:|" * len(columns)]
+    chosen = "every seed" if study.sweep_seeds is None else f"seeds {study.sweep_seeds}"
+    lines = [
+        f"### {study_name}: best lr per variant (by {study.select.format(metric=metric)} over {chosen}), "
+        "mean ± std [min, max] over its seeds", "", *header, *(row(v, best[v]) for v in study.variants if v in best),
+        "", "Whole sweep:", "", *header, *(row(v, lr) for v, lr in sorted(groups)),
+    ]  # fmt: skip
+    seconds = [r["seconds"] for r in records if "seconds" in r]
+    if seconds:
+        lines += ["", f"{len(records)} runs, {statistics.fmean(seconds):.0f} s each ({sum(seconds) / 3600:.1f} h of worker time)."]
+    figure(study_name, study, groups, best, columns)
+    return "\n".join(lines)
+
+
+def figure(
+    study_name: str, study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float], columns: list[str]
+) -> None:
+    """Top: each reported metric against the learning rate (mean ± std over seeds). Bottom: the learning curves at
+    each variant's best learning rate (mean, and min–max over seeds)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: skipping the figure (pip install matplotlib)")
+        return
+    width = max(len(columns), len(study.curves))
+    fig, axes = plt.subplots(2, width, figsize=(4.2 * width, 7), squeeze=False)
+    for variant in study.variants:
+        if variant not in best:
+            continue
+        lrs = sorted(lr for v, lr in groups if v == variant)
+        for ax, column in zip(axes[0], columns):
+            values = [[r["results"][column] for r in groups[variant, lr]] for lr in lrs]
+            ax.errorbar(lrs, [statistics.fmean(v) for v in values], yerr=[statistics.pstdev(v) for v in values],
+                        marker="o", capsize=3, label=variant)  # fmt: skip
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel("learning rate")
+            ax.set_title(column, fontsize=9)
+        runs = groups[(variant, best[variant])]
+        for ax, (key, transform) in zip(axes[1], study.curves.items()):
+            series = [[(h["step"], transform(h[key])) for h in r["history"] if key in h] for r in runs]
+            steps = [s for s, _ in series[0]]
+            values = list(zip(*[[v for _, v in run] for run in series]))
+            (line,) = ax.plot(steps, [statistics.fmean(v) for v in values], marker=".", label=f"{variant} (lr {best[variant]:g})")
+            ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2, color=line.get_color())
+            ax.set_xlabel("step")
+            ax.set_title(key, fontsize=9)
+    for ax in axes.flat:
+        if not ax.has_data():
+            ax.axis("off")
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    fig.suptitle(f"{study_name}: sweep (top) and learning curves at each variant's best learning rate (bottom)")
+    fig.tight_layout()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURES / f"{study_name}.png", dpi=110)
+    plt.close(fig)
+
+
+def to_bits(nats: float) -> float:
+    return nats / math.log(2)
+
+
+def main(studies: dict[str, Study], description: str | None) -> None:
+    """The ``run`` / ``report`` command line of the study file that calls it."""
+    module = Path(sys.argv[0]).stem
+    sys.path.insert(0, str(ROOT))
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="train the missing cells of a study")
+    run_parser.add_argument("--study", choices=sorted(studies), required=True)
+    run_parser.add_argument("--workers", type=int, default=2, help="parallel runs (threads are split between them)")
+    run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
+    report_parser = commands.add_parser("report", help="tables and the figure from the results")
+    report_parser.add_argument("--study", choices=sorted(studies), required=True)
+    report_parser.add_argument("--metric", help="fills {metric} in the study's columns, e.g. greedy_token_accuracy")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(module, args.study, args.workers, args.only)
+    else:
+        print(report(module, args.study, args.metric))

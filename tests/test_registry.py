@@ -1,0 +1,142 @@
+"""Every registered model type, without test code of its own: the structure each kind of layer gets, read back from
+the module weights, the recorded recipe, errors, and the empty-weight route.
+
+Readings go through each layout's ``read``, which calls the projection modules themselves on the identity (so no
+transpose of the writing code is repeated), and are compared with values computed here for the shapes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from accelerate import init_empty_weights
+from conftest import build
+
+from hf_mimetic import materialize, registry
+from hf_mimetic.config import KINDS
+from hf_mimetic.inspect import structure
+from hf_mimetic.layouts.positions import PIXEL_RMS
+from hf_mimetic.maths.attention import expected_qk_diagonal
+from hf_mimetic.maths.ssm import DELTA_ONE_BIAS
+from hf_mimetic.plan import find_targets
+
+
+def check_attention(layout, module, recipe) -> None:
+    g = layout.geometry(module)
+    products = layout.read(module)
+    per_head = products["qk"].diagonal(dim1=-2, dim2=-1).mean(-1)
+    if recipe["qk_alpha"] == 0:  # β1 times a rank-k projection: the diagonal averages exactly β1·k/d
+        expected = recipe["qk_beta"] * g.head_dim / g.hidden_size
+        assert per_head.tolist() == pytest.approx([expected] * g.num_heads, abs=1e-4)
+    else:
+        expected = expected_qk_diagonal(g.hidden_size, g.head_dim, recipe["qk_alpha"], recipe["qk_beta"], samples=8)
+        assert per_head.tolist() == pytest.approx([expected] * g.num_heads, rel=0.15)
+    vo = products["vo"]
+    assert vo.diagonal().mean().item() == pytest.approx(-recipe["vo_beta"], abs=0.08)
+    off = (vo - torch.diag(vo.diagonal())).pow(2).sum().div(g.hidden_size**2 - g.hidden_size).sqrt().item()
+    assert off == pytest.approx(recipe["vo_alpha"] / math.sqrt(g.hidden_size), rel=0.2)  # W_V W_O = α2 Z − β2 I
+
+
+def check_positions(layout, module, recipe) -> None:
+    # The table is sinusoids (RMS 1/√2) at position_scale × the embeddings' std at init; check it against the std
+    # of what the embedding actually produces, measured here.
+    table = layout.read(module)["table"]
+    rows = table.reshape(-1, table.shape[-1])
+    rows = rows[rows.abs().sum(-1) > 0]  # a CLS row stays zero
+    embedding = module.patch_embeddings if hasattr(module, "patch_embeddings") else module.wte
+    if hasattr(module, "patch_embeddings"):
+        size = embedding.image_size
+        pixels = (torch.rand(64, embedding.num_channels, *size) * 2 - 1) * math.sqrt(3) * PIXEL_RMS  # RMS PIXEL_RMS
+        with torch.no_grad():
+            measured = embedding(pixels).std().item()
+    else:
+        measured = embedding.weight.std().item()
+    ratio = rows.pow(2).mean().sqrt().item() / measured
+    assert ratio == pytest.approx(recipe["position_scale"] / math.sqrt(2), rel=0.15)
+
+
+def check_ssm(layout, module, recipe) -> None:
+    values = layout.read(module)
+    assert values["a_bar"].min().item() > 1 - module.ssm_state_size * math.exp(-recipe["ssm_a_shift"]) - 1e-4
+    torch.testing.assert_close(values["delta"], torch.ones_like(values["delta"]))
+    assert values["bc_diagonal"] > 0  # W_C = ½(W_C′ + W_B): E[diag W_Cᵀ W_B] = ½·N·σ² > 0
+
+
+CHECKS = {"attention": check_attention, "positions": check_positions, "ssm": check_ssm}
+
+
+def test_each_kind_of_layer_gets_its_structure(family):
+    model = build(family, mimetic_init=True)
+    recipe = model.config.mimetic_config
+    targets = find_targets(model)[0]
+    assert targets, "the registry lists a family none of whose layers is recognised"
+    for target in targets:
+        if target.layout.kind in CHECKS:
+            CHECKS[target.layout.kind](target.layout, target.module, recipe)
+
+
+def test_the_recipe_is_the_familys_preset_and_records_what_was_initialised(family):
+    entry = registry.family(family)
+    model = build(family, mimetic_init=True)
+    recipe = model.config.mimetic_config
+    assert recipe["preset"] == entry.preset
+    kinds = {t.layout.kind: t for t in find_targets(model)[0]}
+    assert set(entry.kinds()) == set(kinds)
+    active = {kind for kind in kinds if KINDS[kind].from_overrides({k: recipe[k] for k in KINDS[kind].field_names()}).active}
+    assert set(recipe["initialized"]) == active
+    layered = [kind for kind in active if kinds[kind].layer is not None]
+    num_layers = find_targets(model)[1]
+    for kind in layered:
+        assert recipe["initialized"][kind] == list(range(num_layers))
+
+
+def test_layer_selection_is_recorded(family):
+    recipe = build(family, mimetic_init=True, mimetic_config={"layers": [1]}).config.mimetic_config
+    assert all(value in ([1], True) for value in recipe["initialized"].values())
+
+
+def test_options_of_kinds_the_model_lacks_are_refused(family):
+    present = set(registry.family(family).kinds())
+    absent = next(kind for kind in KINDS if kind not in present)
+    option = KINDS[absent].field_names()[0]
+    with pytest.raises(ValueError, match=rf"mimetic_config key '{option}' does not apply to {family} models; valid keys"):
+        build(family, mimetic_init=True, mimetic_config={option: KINDS[absent].defaults[option]})
+
+
+def test_a_layer_index_out_of_range_names_the_range(family):
+    num_layers = find_targets(build(family))[1]
+    with pytest.raises(ValueError, match=rf"layers \[{num_layers}\] out of range: the model has {num_layers} layers"):
+        build(family, mimetic_init=True, mimetic_config={"layers": [num_layers]})
+
+
+@pytest.mark.parametrize("mimetic_init", [False, True])
+def test_a_model_built_without_weights_is_materialised_with_its_init(family, mimetic_init):
+    """accelerate's init_empty_weights, then materialize: the same structure as from_config (and no garbage)."""
+    kwargs = {"mimetic_init": True} if mimetic_init else {}
+    entry = registry.family(family)
+    with init_empty_weights():
+        empty = entry.auto().from_config(entry.config(), **kwargs)
+    torch.manual_seed(0)
+    materialize(empty, "cpu")
+    for name, tensor in empty.state_dict().items():
+        assert torch.isfinite(tensor).all(), name
+    reference = structure(build(family, **kwargs))
+    for row, expected in zip(structure(empty), reference, strict=True):
+        for key, value in expected.items():
+            assert row[key] == pytest.approx(value, abs=0.02 + 0.1 * abs(value)), key
+
+
+def test_stock_to_empty_then_init_weights_is_what_materialize_fixes():
+    """The reason materialize exists: stock transformers leaves uninitialised memory on this route."""
+    entry = registry.family("gpt2")
+    with init_empty_weights():
+        model = entry.auto().from_config(entry.config())
+    model.to_empty(device="cpu")
+    for tensor in model.parameters():
+        tensor.data.fill_(float("nan"))  # what uninitialised memory may hold
+    model.init_weights()
+    assert torch.isnan(model.transformer.wte.weight).all()
+    materialize(model, "cpu")
+    assert torch.isfinite(model.transformer.wte.weight).all()
