@@ -40,16 +40,37 @@ class LMSizes:
     state_size: int = 32  # SSM state N
     expand: int = 2  # SSM inner width = expand × hidden_size
     chunk_size: int = 32  # Mamba 2's SSD chunk (speed only)
+    num_kv_heads: int | None = None  # grouped-query attention: key/value heads (None: one per query head)
 
 
-def attention_lm(sizes: LMSizes, **extra: Any) -> dict[str, Any]:
-    """Config kwargs of an attention decoder (transformers' standard names; ``attribute_map`` renames them)."""
+def attention_lm(sizes: LMSizes, kv_heads: bool = False) -> dict[str, Any]:
+    """Config kwargs of an attention decoder (transformers' standard names; ``attribute_map`` renames them);
+    ``kv_heads``: the family takes ``num_key_value_heads`` (grouped-query attention)."""
     if sizes.hidden_size % sizes.head_dim:
         raise ValueError(f"head_dim {sizes.head_dim} must divide hidden_size {sizes.hidden_size}")
-    last = sizes.vocab_size - 1
+    heads, last = sizes.hidden_size // sizes.head_dim, sizes.vocab_size - 1
+    config = dict(
+        hidden_size=sizes.hidden_size, num_hidden_layers=sizes.num_layers, num_attention_heads=heads,
+        max_position_embeddings=sizes.max_positions, vocab_size=sizes.vocab_size, bos_token_id=last, eos_token_id=last,
+    )  # fmt: skip
+    if sizes.num_kv_heads is not None:
+        if not kv_heads:
+            raise ValueError("this model type has no grouped-query attention: leave num_kv_heads unset")
+        if heads % sizes.num_kv_heads:
+            raise ValueError(f"num_kv_heads {sizes.num_kv_heads} must divide the {heads} attention heads")
+        config["num_key_value_heads"] = sizes.num_kv_heads
+    return config
+
+
+def encoder_lm(sizes: LMSizes, position_offset: int = 0) -> dict[str, Any]:
+    """Config kwargs of a BERT-style encoder; ``position_offset``: table rows before the first position (RoBERTa
+    numbers positions from ``padding_idx + 1``)."""
+    if sizes.hidden_size % sizes.head_dim:
+        raise ValueError(f"head_dim {sizes.head_dim} must divide hidden_size {sizes.hidden_size}")
     return dict(
         hidden_size=sizes.hidden_size, num_hidden_layers=sizes.num_layers, num_attention_heads=sizes.hidden_size // sizes.head_dim,
-        max_position_embeddings=sizes.max_positions, vocab_size=sizes.vocab_size, bos_token_id=last, eos_token_id=last, **extra,
+        intermediate_size=4 * sizes.hidden_size, max_position_embeddings=sizes.max_positions + position_offset,
+        vocab_size=sizes.vocab_size,
     )  # fmt: skip
 
 
@@ -63,8 +84,8 @@ class Family:
         auto_class: the ``transformers`` auto class of the model users train, e.g. ``"AutoModelForCausalLM"``.
         tiny: config kwargs of a model that builds in well under a second (tests).
         showcase: config kwargs of a typical small model (``hf-mimetic structure``); default: ``tiny``.
-        causal_lm: for causal LMs, config kwargs from :class:`LMSizes` (``scripts/train_synthetic.py``,
-            ``scripts/train_language_model.py``).
+        lm_config: for language models (causal or masked, by ``auto_class``), config kwargs from :class:`LMSizes`
+            (``scripts/train_synthetic.py``, ``scripts/train_language_model.py``).
     """
 
     model_type: str
@@ -72,7 +93,7 @@ class Family:
     auto_class: str
     tiny: dict[str, Any]
     showcase: dict[str, Any] = field(default_factory=dict)
-    causal_lm: Callable[[LMSizes], dict[str, Any]] | None = None
+    lm_config: Callable[[LMSizes], dict[str, Any]] | None = None
 
     def config(self, size: str = "tiny", **overrides: Any) -> "PretrainedConfig":
         """A config of this type: ``size`` "tiny" or "showcase", with ``overrides``."""
@@ -138,10 +159,11 @@ def model_types() -> list[str]:
     return sorted(FAMILIES)
 
 
-def causal_lm_types() -> list[str]:
-    """The registered model types that can be trained as causal LMs from :class:`LMSizes`."""
+def lm_types(*auto_classes: str) -> list[str]:
+    """The registered model types that the scripts can train as language models from :class:`LMSizes`, with one of
+    ``auto_classes`` (``"AutoModelForCausalLM"``, ``"AutoModelForMaskedLM"``)."""
     _load()
-    return sorted(name for name, entry in FAMILIES.items() if entry.causal_lm is not None)
+    return sorted(t for t, entry in FAMILIES.items() if entry.lm_config is not None and entry.auto_class in auto_classes)
 
 
 def recognised_modules() -> list[str]:

@@ -1,4 +1,5 @@
-"""Train a GPT-2 language model from scratch, with or without mimetic initialization.
+"""Train a language model from scratch, with or without mimetic initialization: GPT-2 or any registered decoder
+(Llama, Mistral, Qwen, OLMo 2, Phi-3, GPT-NeoX…) as a causal LM, or BERT/RoBERTa with masked language modelling.
 
     python scripts/train_language_model.py --dataset_name ptb_text_only --tokenizer char --output_dir runs/ptb-char \
         --mimetic_init
@@ -9,9 +10,11 @@
 Tokenization (``--tokenizer``): ``char`` (a vocabulary of the training text's characters), ``word`` (whitespace
 words, the ``--max_vocab_size`` most frequent, others ``<unk>``, ``<eos>`` at each line end) or the name/path of a
 pretrained tokenizer. Built vocabularies are saved with the model and every checkpoint, and reused on resume. The
-token stream is cut into blocks of ``--block_size`` tokens as in transformers' run_clm.py. Reported: loss,
-perplexity = exp(loss), token accuracy (through ``evaluate``) and, for ``char``, bits per character = loss / ln 2.
-Every mimetic option is a flag; unset ones keep the language preset (α1 = 0, β1 = 0.5, α2 = β2 = 0.2).
+token stream is cut into blocks of ``--block_size`` tokens as in transformers' run_clm.py. Masked language models
+(``--model_type bert``) mask 15% of the tokens (BERT's 80/10/10 rule): afresh for each training batch, once and for
+all (seed 0) for the evaluation splits, so that every run is scored on the same masks. Reported: loss, perplexity =
+exp(loss), token accuracy (through ``evaluate``; masked tokens only for MLM) and, for ``char``, bits per character =
+loss / ln 2 (per masked character for MLM). Every mimetic option is a flag; unset ones keep the model type's preset.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Iterator, Optional
 
+import numpy as np
+from datasets import Dataset
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
-    AutoModelForCausalLM,
+    AutoConfig,
     AutoTokenizer,
-    GPT2Config,
+    DataCollatorForLanguageModeling,
     HfArgumentParser,
     PreTrainedTokenizerFast,
     TrainingArguments,
@@ -37,6 +42,7 @@ from transformers import (
 )
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
+from hf_mimetic.registry import LMSizes, family, lm_types
 from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
@@ -53,7 +59,9 @@ from hf_mimetic.train import (
 
 TEXT_COLUMNS = ("text", "sentence", "content")
 BUILT_VOCABULARIES = ("char", "word")
-UNK, EOS = "<unk>", "<eos>"
+UNK, EOS, PAD, MASK = "<unk>", "<eos>", "<pad>", "<mask>"
+CAUSAL, MASKED = "AutoModelForCausalLM", "AutoModelForMaskedLM"
+MASK_PROBABILITY = 0.15
 FILE_BUILDERS = {"txt": "text", "json": "json", "jsonl": "json", "csv": "csv"}
 
 # Any flag overrides these.
@@ -66,16 +74,20 @@ DEFAULTS = dict(
 
 @dataclass
 class ModelArguments:
-    """The GPT-2. Defaults: the thesis's small-scale language model (width 384, 12 layers)."""
+    """The model. Defaults: the thesis's small-scale language model (a GPT-2 of width 384, 12 layers)."""
 
+    model_type: str = field(default="gpt2", metadata={"help": f"one of {lm_types(CAUSAL, MASKED)}"})
     n_embd: int = field(default=384, metadata={"help": "width d"})
     n_layer: int = field(default=12, metadata={"help": "depth"})
     n_head: int = field(default=8, metadata={"help": "attention heads (must divide n_embd)"})
-    block_size: int = field(default=256, metadata={"help": "tokens per training sequence (= GPT-2 n_positions)"})
-    dropout: float = field(default=0.1, metadata={"help": "GPT-2's residual, embedding and attention dropout"})
+    n_kv_head: Optional[int] = field(default=None, metadata={"help": "key/value heads, grouped-query decoders (Llama…)"})
+    block_size: int = field(default=256, metadata={"help": "tokens per training sequence (= the position table's size)"})
+    dropout: float = field(default=0.1, metadata={"help": "every dropout of the model's config (residual, attention…)"})
     mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
 
     def __post_init__(self) -> None:
+        if self.model_type not in lm_types(CAUSAL, MASKED):
+            raise ValueError(f"model_type must be one of {lm_types(CAUSAL, MASKED)}, got {self.model_type!r}")
         for name, low in (("n_embd", 1), ("n_layer", 1), ("n_head", 1), ("block_size", 2)):
             if getattr(self, name) < low:
                 why = " (a block must hold an input and its next token)" if name == "block_size" else ""
@@ -84,6 +96,23 @@ class ModelArguments:
             raise ValueError(f"n_head {self.n_head} must divide n_embd {self.n_embd}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        self.config(vocab_size=2)  # raises for sizes the model type cannot build
+
+    @property
+    def masked(self) -> bool:
+        return family(self.model_type).auto_class == MASKED
+
+    def config(self, vocab_size: int, **special_tokens: int):
+        """The transformers config: the family's sizes, every dropout of the config set to ``dropout``."""
+        sizes = LMSizes(
+            hidden_size=self.n_embd, num_layers=self.n_layer, vocab_size=vocab_size, max_positions=self.block_size,
+            head_dim=self.n_embd // self.n_head, num_kv_heads=self.n_kv_head,
+        )  # fmt: skip
+        config = AutoConfig.for_model(self.model_type, **{**family(self.model_type).lm_config(sizes), **special_tokens})
+        for name, value in config.to_dict().items():
+            if isinstance(value, float) and name.endswith(("dropout", "pdrop", "dropout_prob")):
+                setattr(config, name, self.dropout)
+        return config
 
 
 @dataclass
@@ -134,34 +163,51 @@ def mark_line_ends(lines: list[str], vocabulary: str) -> list[str]:
     return lines
 
 
-def build_tokenizer(vocabulary: str, lines: Iterator[str], max_vocab_size: int) -> PreTrainedTokenizerFast:
+def build_tokenizer(vocabulary: str, lines: Iterator[str], max_vocab_size: int, masked: bool = False) -> PreTrainedTokenizerFast:
     """A tokenizer over the characters (``char``, all of them, sorted) or whitespace words (``word``, the most
-    frequent ``max_vocab_size``) of the training text, with ``<unk>`` (and ``<eos>`` for words) first."""
+    frequent ``max_vocab_size``) of the training text, with ``<unk>`` (and ``<eos>`` for words; ``<pad>`` and
+    ``<mask>`` for masked language models) first."""
     counts: Counter[str] = Counter()
     for line in lines:
         counts.update(line if vocabulary == "char" else line.split())
-    specials = [UNK] if vocabulary == "char" else [UNK, EOS]
+    specials = ([UNK] if vocabulary == "char" else [UNK, EOS]) + ([PAD, MASK] if masked else [])
     for token in specials:  # already in the text of some corpora (PTB has <unk>): keep one id each
         counts.pop(token, None)
     kept = (
         sorted(counts) if vocabulary == "char" else [w for w, _ in counts.most_common(max_vocab_size - len(specials))]
     )
     tokenizer = Tokenizer(models.WordLevel({token: i for i, token in enumerate([*specials, *kept])}, unk_token=UNK))
+    extra = {"pad_token": PAD, "mask_token": MASK} if masked else {}
     if vocabulary == "char":
         tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), "isolated")  # every character, newlines too
         tokenizer.decoder = decoders.Fuse()  # characters decode without separators
-        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNK)
+        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNK, **extra)
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNK, eos_token=EOS)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNK, eos_token=EOS, **extra)
 
 
-def load_tokenizer(data_args: TextDataArguments, checkpoint: Optional[str], train_lines: Iterator[str]):
+def load_tokenizer(data_args: TextDataArguments, checkpoint: Optional[str], train_lines: Iterator[str], masked: bool):
     """The tokenizer: a pretrained one, the one saved in the checkpoint we resume from, or one built from train."""
     if data_args.tokenizer not in BUILT_VOCABULARIES:
-        return AutoTokenizer.from_pretrained(data_args.tokenizer)
-    if checkpoint is not None and os.path.exists(os.path.join(checkpoint, "tokenizer.json")):
-        return AutoTokenizer.from_pretrained(checkpoint)
-    return build_tokenizer(data_args.tokenizer, train_lines, data_args.max_vocab_size)
+        tokenizer = AutoTokenizer.from_pretrained(data_args.tokenizer)
+    elif checkpoint is not None and os.path.exists(os.path.join(checkpoint, "tokenizer.json")):
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    else:
+        tokenizer = build_tokenizer(data_args.tokenizer, train_lines, data_args.max_vocab_size, masked)
+    if masked and tokenizer.mask_token is None:
+        raise ValueError(f"masked language modelling needs a tokenizer with a mask token; {data_args.tokenizer!r} has none")
+    return tokenizer
+
+
+def mask_once(ids: list[int], rng: np.random.Generator, mask_id: int, vocab_size: int) -> tuple[list[int], list[int]]:
+    """BERT's masking: 15% of the positions are scored; of those 80% become the mask token, 10% a random token,
+    10% stay. Returns ``(input_ids, labels)`` with ``-100`` where nothing is scored."""
+    ids = np.asarray(ids)
+    scored = rng.random(ids.shape) < MASK_PROBABILITY
+    draw = rng.random(ids.shape)
+    inputs = np.where(scored & (draw < 0.8), mask_id, ids)
+    inputs = np.where(scored & (draw >= 0.8) & (draw < 0.9), rng.integers(0, vocab_size, ids.shape), inputs)
+    return inputs.tolist(), np.where(scored, ids, -100).tolist()
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -179,7 +225,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             yield from mark_line_ends(batch[text_column], vocabulary)
 
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    tokenizer = load_tokenizer(data_args, checkpoint, train_lines())
+    masked = model_args.masked
+    tokenizer = load_tokenizer(data_args, checkpoint, train_lines(), masked)
     block_size = model_args.block_size
 
     def tokenize_and_group(batch: dict[str, list]) -> dict[str, list]:
@@ -193,6 +240,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         lm_splits = splits.map(
             tokenize_and_group, batched=True, batch_size=1000, remove_columns=splits["train"].column_names
         )
+    if masked:  # fixed masks for the evaluation splits (every run is scored on the same ones); train: per batch
+        rng = np.random.default_rng(0)
+        for name in [n for n in lm_splits if n != "train"]:
+            rows = [mask_once(ids, rng, tokenizer.mask_token_id, len(tokenizer)) for ids in lm_splits[name]["input_ids"]]
+            lm_splits[name] = Dataset.from_dict({"input_ids": [r[0] for r in rows], "labels": [r[1] for r in rows]})
+        lm_splits["train"] = lm_splits["train"].remove_columns("labels")
     for name, dataset in lm_splits.items():
         if len(dataset) == 0:
             raise ValueError(
@@ -200,20 +253,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 "characters of text): lower --block_size or give more text"
             )
 
-    config = GPT2Config(
-        n_embd=model_args.n_embd, n_layer=model_args.n_layer, n_head=model_args.n_head, n_positions=block_size,
-        vocab_size=len(tokenizer), resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout,
-        attn_pdrop=model_args.dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+    if masked:
+        special = {"pad_token_id": tokenizer.pad_token_id}
+    else:
+        special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    config = model_args.config(len(tokenizer), **special)
     set_seed(training_args.seed)  # the init depends only on --seed
-    model = build_model(AutoModelForCausalLM, config, model_args.mimetic_init, mimetic_args, checkpoint)
+    model = build_model(family(model_args.model_type).auto(), config, model_args.mimetic_init, mimetic_args, checkpoint)
 
     metric = load_metric(data_args.metric)
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
-        # Position t predicts token t + 1 (the model shifts the same way for its loss).
-        predictions, labels = eval_prediction.predictions[:, :-1], eval_prediction.label_ids[:, 1:]
-        return metric.compute(predictions=predictions.reshape(-1), references=labels.reshape(-1))
+        predictions, labels = eval_prediction.predictions, eval_prediction.label_ids
+        if not masked:  # position t predicts token t + 1 (the model shifts the same way for its loss)
+            predictions, labels = predictions[:, :-1], labels[:, 1:]
+        scored = labels != -100
+        return metric.compute(predictions=predictions[scored], references=labels[scored])
 
     def derived_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
         loss = metrics[f"{prefix}_loss"]
@@ -222,12 +277,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             derived[f"{prefix}_bits_per_character"] = loss / math.log(2)
         return derived
 
+    collator = default_data_collator
+    if masked:  # training blocks (no labels) are masked afresh for each batch; evaluation blocks carry fixed masks
+        random_masks = DataCollatorForLanguageModeling(tokenizer, mlm_probability=MASK_PROBABILITY)
+        collator = lambda rows: default_data_collator(rows) if "labels" in rows[0] else random_masks(rows)  # noqa: E731
     trainer = MimeticTrainer(
         model=model, args=training_args, train_dataset=lm_splits["train"], eval_dataset=lm_splits["validation"],
-        processing_class=tokenizer, data_collator=default_data_collator, compute_metrics=compute_metrics,
+        processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
     )  # fmt: skip
-    card = {"tasks": "text-generation", "tags": ["text-generation", "gpt2"]}
+    card = {"tasks": "fill-mask" if masked else "text-generation", "tags": [model_args.model_type]}
     return train_and_evaluate(trainer, lm_splits, data_args, card, derived_metrics)
 
 

@@ -19,6 +19,7 @@ class AttentionConfig(KindConfig):
     """
 
     kind: ClassVar[str] = "attention"
+    absent: ClassVar[str] = "it has no attention layer hf_mimetic recognises"
     #: The thesis's ViT values (§3.2.4: "α1 = β1 = 0.7 and α2 = β2 = 0.4 for all experiments").
     defaults: ClassVar[Mapping[str, Any]] = {
         "qk": True, "qk_alpha": 0.7, "qk_beta": 0.7, "vo": True, "vo_alpha": 0.4, "vo_beta": 0.4, "vo_sign": -1,

@@ -13,6 +13,7 @@ class MLPConfig(KindConfig):
     """Options of the MLP blocks. The paper's value of the mean is not in our sources, so it is off by default."""
 
     kind: ClassVar[str] = "mlp"
+    absent: ClassVar[str] = "it has no plain two-layer MLP hf_mimetic recognises; gated MLPs are not covered"
     defaults: ClassVar[Mapping[str, Any]] = {"mlp_mean": 0.0}
 
     mlp_mean: float | None = option(Number(-1.0, 1.0), "mean added to the first MLP layer's weights (0: off)")

@@ -26,8 +26,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "language": {
         "qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2, "position_scale": 1.0, "mlp_mean": 0.0,
     },
+    # Decoders with rotary positions (Llama, Mistral, Qwen, Gemma, Phi-3, GPT-NeoX, OLMo 2): the language values
+    # (thesis §3.2.6) until measured on them; rotary models have no position table.
+    "decoder": {"qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2},
+    # Text encoders (BERT, RoBERTa, ModernBERT): the language values, learned positions at the token embeddings' scale.
+    "encoder": {
+        "qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2, "position_scale": 1.0, "mlp_mean": 0.0,
+    },
     # Thesis §3.3.2 (Fig. 3.26): c = 8, b_Δ = softplus⁻¹(1), A, Δ and W_Cᵀ W_B; no identity conv (docs/RESULTS.md §4).
     "ssm": {
         "ssm_a": True, "ssm_a_shift": 8.0, "ssm_delta": True, "ssm_bc": True, "ssm_identity_conv": False,
     },
 }  # fmt: skip
+# Hybrids (Jamba, Bamba, Zamba 2): each kind of layer with its own values.
+PRESETS["hybrid"] = {**PRESETS["decoder"], **PRESETS["ssm"]}

@@ -124,7 +124,10 @@ class MimeticConfig:
         applicable = _applicable(kinds)
         for name in self.overrides():
             if OPTION_KIND[name] not in kinds:
-                raise ValueError(f"mimetic_config key {name!r} does not apply to {model_name} models; valid keys: {applicable}")
+                raise ValueError(
+                    f"mimetic_config key {name!r} does not apply to {model_name} models ({KINDS[OPTION_KIND[name]].absent}); "
+                    f"valid keys: {applicable}"
+                )
         preset = self.preset or default_preset
         if not preset_kinds(preset) & set(kinds):
             valid = tuple(name for name in PRESETS if preset_kinds(name) & set(kinds))

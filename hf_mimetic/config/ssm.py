@@ -17,6 +17,7 @@ class SSMConfig(KindConfig):
     """
 
     kind: ClassVar[str] = "ssm"
+    absent: ClassVar[str] = "it has no state-space mixer"
     #: The thesis's ablation (Fig. 3.26): c = 8, b_Δ = softplus⁻¹(1); A, Δ and W_Cᵀ W_B on.
     defaults: ClassVar[Mapping[str, Any]] = {
         "ssm_a": True, "ssm_a_shift": 8.0, "ssm_delta": True, "ssm_bc": True, "ssm_bc_diagonal": None,

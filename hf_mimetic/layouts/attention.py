@@ -1,8 +1,10 @@
-"""What the self-attention layouts share: the per-layer factors (thesis eqs. 3.13–3.18) and reading the products.
+"""What the self-attention layouts share: the per-layer factors (thesis eqs. 3.13–3.18, and their grouped-query
+form) and reading the products back.
 
 Every attention layout receives the same maths-layout factors (row-vector convention, ``q = x W_Q`` with
-``W_Q ∈ R^{d×H·k}``, head ``h`` in columns ``h·k:(h+1)·k``) and differs only in where it stores them
-(:meth:`AttentionLayout.write_factors`) and how it reads them back (:meth:`AttentionLayout.factors_of`).
+``W_Q ∈ R^{d×H·k}``, head ``h`` in columns ``h·k:(h+1)·k``; ``W_K``, ``W_V`` with ``G`` key/value heads) and differs
+only in where it stores them (:meth:`AttentionLayout.write_factors`) and how it reads them back
+(:meth:`AttentionLayout.factors_of`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import torch
 from torch import nn
 
 from ..config.attention import AttentionConfig
-from ..maths.attention import diagonal_statistics, qk_factors, vo_factors
+from ..maths.attention import diagonal_statistics, grouped_qk_factors, grouped_vo_factors
 from .base import Layout
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Sizes of one attention layer: model width ``d``, query heads, key/value heads and the head size ``k``."""
+    """Sizes of one attention layer: model width ``d``, query heads ``H``, key/value heads ``G`` (query head ``h``
+    reads key/value head ``h // (H / G)``, as transformers' ``repeat_kv``) and the head size ``k``."""
 
     hidden_size: int
     num_heads: int
@@ -33,9 +36,9 @@ class Factors:
     """Maths-layout factors of one attention layer; ``None`` for a product left at the native init."""
 
     w_q: torch.Tensor | None  # (d, H·k), head h in columns h·k:(h+1)·k
-    w_k: torch.Tensor | None  # (d, H·k)
-    w_v: torch.Tensor | None  # (d, H·k)
-    w_o: torch.Tensor | None  # (H·k, d)
+    w_k: torch.Tensor | None  # (d, G·k)
+    w_v: torch.Tensor | None  # (d, G·k)
+    w_o: torch.Tensor | None  # (H·k, d), head h in rows h·k:(h+1)·k
 
 
 class AttentionLayout(Layout):
@@ -62,12 +65,10 @@ class AttentionLayout(Layout):
 
     def check(self, module: nn.Module, model: nn.Module) -> None:
         g = self.geometry(module)
-        if g.num_heads * g.head_dim != g.hidden_size:
-            raise ValueError(
-                f"mimetic init needs num_heads × head_dim == hidden_size (W_V W_O is a full-rank d×d product); got "
-                f"{g.num_heads} × {g.head_dim} = {g.num_heads * g.head_dim} != {g.hidden_size}. Choose "
-                f"num_attention_heads dividing hidden_size {g.hidden_size} with head_dim = hidden_size / num_heads."
-            )
+        if g.num_kv_heads < 1 or g.num_heads % g.num_kv_heads:
+            raise ValueError(f"{type(module).__name__}: {g.num_heads} query heads are not a multiple of {g.num_kv_heads} key/value heads")
+        if g.head_dim > g.hidden_size:
+            raise ValueError(f"{type(module).__name__}: head_dim {g.head_dim} exceeds hidden_size {g.hidden_size} (W_Q^h W_K^hᵀ has rank head_dim)")
 
     def initialize(self, module: nn.Module, cfg: AttentionConfig, model: nn.Module) -> None:
         from .base import writable
@@ -78,21 +79,31 @@ class AttentionLayout(Layout):
         device = self.projections(module)[0].device
         w_q = w_k = w_v = w_o = None
         if cfg.qk:
-            q, k = qk_factors(g.num_heads, g.hidden_size, g.head_dim, cfg.qk_alpha, cfg.qk_beta, noise=cfg.noise, svd=cfg.qk_svd, device=device)
-            # (H, d, k) → (d, H·k) with head h in columns h·k:(h+1)·k.
+            q, k = grouped_qk_factors(
+                g.num_heads, g.num_kv_heads, g.hidden_size, g.head_dim, cfg.qk_alpha, cfg.qk_beta, noise=cfg.noise,
+                svd=cfg.qk_svd, device=device,
+            )  # fmt: skip
+            # (heads, d, k) → (d, heads·k) with head h in columns h·k:(h+1)·k.
             w_q = q.permute(1, 0, 2).reshape(g.hidden_size, g.num_heads * g.head_dim)
-            w_k = k.permute(1, 0, 2).reshape(g.hidden_size, g.num_heads * g.head_dim)
+            w_k = k.permute(1, 0, 2).reshape(g.hidden_size, g.num_kv_heads * g.head_dim)
         if cfg.vo:
-            w_v, w_o = vo_factors(g.hidden_size, cfg.vo_alpha, cfg.vo_beta, sign=cfg.vo_sign, noise=cfg.noise, device=device)
+            w_v, w_o = grouped_vo_factors(
+                g.hidden_size, g.num_heads, g.num_kv_heads, g.head_dim, cfg.vo_alpha, cfg.vo_beta, sign=cfg.vo_sign,
+                noise=cfg.noise, device=device,
+            )  # fmt: skip
         self.write_factors(module, Factors(w_q, w_k, w_v, w_o))
 
     def read(self, module: nn.Module) -> dict[str, torch.Tensor]:
-        """``qk``: W_Q^h W_K^hᵀ per head, ``(H, d, d)``; ``vo``: W_V W_O, ``(d, d)``; from the module's weights."""
+        """``qk``: W_Q^h W_K^{g(h)}ᵀ per query head, ``(H, d, d)``; ``vo``: the layer's value-output map
+        ``Σ_h W_V^{g(h)} W_O^h``, ``(d, d)``; from the module's weights."""
         g = self.geometry(module)
         f = self.factors_of(module)
+        group = g.num_heads // g.num_kv_heads
         q = f.w_q.view(g.hidden_size, g.num_heads, g.head_dim).permute(1, 0, 2)
-        k = f.w_k.view(g.hidden_size, g.num_heads, g.head_dim).permute(1, 0, 2)
-        return {"qk": q @ k.mT, "vo": f.w_v @ f.w_o}
+        k = f.w_k.view(g.hidden_size, g.num_kv_heads, g.head_dim).permute(1, 0, 2).repeat_interleave(group, dim=0)
+        v = f.w_v.view(g.hidden_size, g.num_kv_heads, g.head_dim).permute(1, 0, 2).repeat_interleave(group, dim=0)
+        o = f.w_o.view(g.num_heads, g.head_dim, -1)
+        return {"qk": q @ k.mT, "vo": (v @ o).sum(0)}
 
     def statistics(self, module: nn.Module) -> dict[str, float]:
         """Mean diagonal of W_Q^h W_K^hᵀ (over heads) and of W_V W_O, and the std of their off-diagonal entries."""

@@ -52,6 +52,6 @@ register(
         "gpt2", preset="language", auto_class="AutoModelForCausalLM",
         tiny=dict(n_embd=64, n_layer=3, n_head=4, vocab_size=64, n_positions=48, bos_token_id=0, eos_token_id=0),
         showcase=dict(n_embd=256, n_layer=4, n_head=4, vocab_size=256, n_positions=256, bos_token_id=255, eos_token_id=255),
-        causal_lm=attention_lm,
+        lm_config=attention_lm,
     )
 )  # fmt: skip

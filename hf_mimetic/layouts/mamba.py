@@ -1,4 +1,5 @@
-"""Mamba 1's mixer (``MambaMixer``), transformers ≥ 5.23.
+"""Mamba 1's mixer (``MambaMixer``) and its copies (``FalconMambaMixer``, Jamba's ``JambaMambaMixer``), transformers
+≥ 5.23. The copies RMS-normalise Δ, B and C after ``x_proj``, which changes none of the init's rules.
 
 ``in_proj`` rows [0:E] = x, [E:2E] = z; ``conv1d`` (E, 1, K); ``x_proj`` rows [0:R] = Δ, [R:R+N] = W_B,
 [R+N:R+2N] = W_C; ``dt_proj`` (E, R) + bias; ``A_log`` (E, N). Δ = softplus(dt_proj(x_proj(x)[:R])), so Δ ≈ 1 zeroes
@@ -16,7 +17,7 @@ from .ssm import MixerLayout, ProjectionRows, ScanInputs
 
 
 class MambaMixerLayout(MixerLayout):
-    module_classes = ("MambaMixer",)
+    module_classes = ("MambaMixer", "FalconMambaMixer", "JambaMambaMixer")
     description = "Mamba: x_proj = [Δ | W_B | W_C], dt_proj, A_log (E, N)"
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
@@ -40,6 +41,8 @@ class MambaMixerLayout(MixerLayout):
         """From ``x_proj``'s input (``x``, ``(batch, T, E)``) and output ``[Δ rank, B, C]``."""
         rank, state = mixer.time_step_rank, mixer.ssm_state_size
         time_step, b, c = projected.split([rank, state, state], dim=-1)
+        if hasattr(mixer, "b_layernorm"):  # FalconMamba and Jamba normalise them before the scan
+            time_step, b, c = mixer.dt_layernorm(time_step), mixer.b_layernorm(b), mixer.c_layernorm(c)
         delta = nn.functional.softplus(mixer.dt_proj(time_step).float())  # dt_proj's bias is Mamba's Δ bias
         a = -torch.exp(mixer.A_log.float())
         return ScanInputs(projection_input[..., None], delta, a, b[:, :, None], c[:, :, None])
@@ -47,14 +50,27 @@ class MambaMixerLayout(MixerLayout):
 
 MAMBA_MIXER = register(MambaMixerLayout())
 
+MAMBA_LM = lambda s: dict(  # noqa: E731
+    hidden_size=s.hidden_size, num_hidden_layers=s.num_layers, state_size=s.state_size, expand=s.expand,
+    vocab_size=s.vocab_size, pad_token_id=s.vocab_size - 1,
+)
+register(Family(
+    "falcon_mamba", preset="ssm", auto_class="AutoModelForCausalLM",
+    tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, vocab_size=32, conv_kernel=4), lm_config=MAMBA_LM,
+))  # fmt: skip
+# A hybrid: Mamba layers, attention every other layer (grouped-query), mixture-of-experts MLPs.
+register(Family(
+    "jamba", preset="hybrid", auto_class="AutoModelForCausalLM",
+    tiny=dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+              vocab_size=64, attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
+              num_experts=2, mamba_d_state=8, mamba_dt_rank=8, use_mamba_kernels=False),
+))  # fmt: skip
+
 register(
     Family(
         "mamba", preset="ssm", auto_class="AutoModelForCausalLM",
         tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, vocab_size=32, conv_kernel=4),
         showcase=dict(hidden_size=128, num_hidden_layers=4, state_size=32, vocab_size=32),
-        causal_lm=lambda s: dict(
-            hidden_size=s.hidden_size, num_hidden_layers=s.num_layers, state_size=s.state_size, expand=s.expand,
-            vocab_size=s.vocab_size, pad_token_id=s.vocab_size - 1,
-        ),
+        lm_config=MAMBA_LM,
     )
 )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Mamba 2's mixer (``Mamba2Mixer``), transformers ≥ 5.23.
+"""Mamba 2's mixer (``Mamba2Mixer``) and its copies in the hybrids Bamba (``BambaMixer``) and Zamba 2
+(``Zamba2MambaMixer``), transformers ≥ 5.23.
 
 ``in_proj`` rows z [0:I], x [I:2I], W_B [2I:2I+GN], W_C [2I+GN:2I+2GN], Δ [2I+2GN:2I+2GN+H]; ``conv1d`` channels
 x [0:I], B [I:I+GN], C [I+GN:I+2GN]; ``A_log``, ``dt_bias``, ``D`` per head. Δ = softplus(in_proj(x)[Δ rows] +
@@ -16,7 +17,7 @@ from .ssm import MixerLayout, ProjectionRows, ScanInputs
 
 
 class Mamba2MixerLayout(MixerLayout):
-    module_classes = ("Mamba2Mixer",)
+    module_classes = ("Mamba2Mixer", "BambaMixer", "Zamba2MambaMixer")
     description = "Mamba 2: in_proj = [z | x | W_B | W_C | Δ], A_log per head"
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
@@ -86,6 +87,21 @@ register(
         "mamba2", preset="ssm", auto_class="AutoModelForCausalLM",
         tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, num_heads=4, head_dim=16, n_groups=2, vocab_size=32, conv_kernel=4),
         showcase=dict(hidden_size=128, num_hidden_layers=4, state_size=32, num_heads=4, head_dim=64, n_groups=1, vocab_size=32),
-        causal_lm=lm_config,
+        lm_config=lm_config,
     )
 )  # fmt: skip
+
+# Hybrids: Bamba (Mamba 2 layers and a grouped-query attention layer), Zamba 2 (Mamba 2 layers and a transformer block
+# shared by every "hybrid" layer; that block attends over [hidden, embeddings], a map from 2d to d that the attention
+# init's square W_V W_O target does not cover, so it keeps its native init).
+register(Family(
+    "bamba", preset="hybrid", auto_class="AutoModelForCausalLM",
+    tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+              vocab_size=64, attn_layer_indices=[1], mamba_n_heads=8, mamba_d_head=16, mamba_d_state=8, mamba_n_groups=1),
+))  # fmt: skip
+register(Family(
+    "zamba2", preset="hybrid", auto_class="AutoModelForCausalLM",
+    tiny=dict(hidden_size=64, num_hidden_layers=4, layers_block_type=["mamba", "hybrid", "mamba", "hybrid"],
+              num_attention_heads=4, num_key_value_heads=4, intermediate_size=128, vocab_size=64, mamba_d_state=8,
+              n_mamba_heads=8, mamba_ngroups=1, use_mamba_kernels=False, attention_head_dim=32),
+))  # fmt: skip

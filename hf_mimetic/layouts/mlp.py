@@ -33,4 +33,8 @@ class FirstMLPLayer(Layout):
         return {"mean": self.weight(module).detach().float().mean().item()}
 
 
-FIRST_MLP_LAYER = register(FirstMLPLayer({"ViTMLP": "fc1", "GPT2MLP": "c_fc"}))
+# Plain two-layer MLPs only: in a gated MLP (Llama's gate_proj and up_proj) "the first layer" is not one matrix.
+FIRST_MLP_LAYER = register(FirstMLPLayer({
+    "ViTMLP": "fc1", "DeiTMLP": "fc1", "GPT2MLP": "c_fc", "BertIntermediate": "dense", "RobertaIntermediate": "dense",
+    "GPTNeoXMLP": "dense_h_to_4h",
+}))  # fmt: skip

@@ -56,12 +56,15 @@ class PositionTable(Layout):
         return {"table": self.table(module).detach().float()}
 
 
-class ViTPositions(PositionTable):
-    """ViT and DeiT: ``embeddings.position_embeddings`` ``(1, 1 + grid, d)``; a 2-D table over the patch grid, the
-    CLS position (row 0) zero, as in MAE."""
+class PatchGridTable(PositionTable):
+    """ViT and DeiT: ``embeddings.position_embeddings`` ``(1, leading + grid, d)``: a 2-D table over the patch grid;
+    the rows of the leading tokens (CLS, and DeiT's distillation token) stay zero, as in MAE."""
 
-    module_classes = ("ViTEmbeddings",)
     description = "2-D sinusoids over the patch grid"
+
+    def __init__(self, leading_tokens: dict[str, int]) -> None:
+        self.leading_tokens = leading_tokens
+        self.module_classes = tuple(leading_tokens)
 
     def table(self, module: nn.Module) -> nn.Parameter:
         return module.position_embeddings
@@ -71,7 +74,7 @@ class ViTPositions(PositionTable):
         grid_h = patches.image_size[0] // patches.patch_size[0]
         grid_w = patches.image_size[1] // patches.patch_size[1]
         values = torch.zeros(table.shape, dtype=torch.float32)
-        values[0, 1:] = sinusoidal_2d(grid_h, grid_w, table.shape[-1])
+        values[0, self.leading_tokens[type(module).__name__] :] = sinusoidal_2d(grid_h, grid_w, table.shape[-1])
         return values
 
     def embedding_std(self, module: nn.Module, model: nn.Module) -> float:
@@ -80,21 +83,34 @@ class ViTPositions(PositionTable):
         return patch_embedding_std(fan_in, model.config.initializer_range)
 
 
-class GPT2Positions(PositionTable):
-    """GPT-2: ``wpe`` ``(n_positions, d)``, a 1-D table; token embeddings start at std ``initializer_range``."""
+class TokenTable(PositionTable):
+    """A 1-D table of a text model, ``(positions, d)``; token embeddings start at std ``initializer_range``.
 
-    module_classes = ("GPT2Model",)
+    ``tables`` maps a module class to the path of its table's weight; RoBERTa numbers positions from
+    ``padding_idx + 1`` (the rows before stay zero, the padding row as transformers keeps it).
+    """
+
     description = "1-D sinusoids"
 
+    def __init__(self, tables: dict[str, str]) -> None:
+        self.tables = tables
+        self.module_classes = tuple(tables)
+
     def table(self, module: nn.Module) -> nn.Parameter:
-        return module.wpe.weight
+        return module.get_parameter(self.tables[type(module).__name__])
 
     def sinusoids(self, module: nn.Module, table: nn.Parameter) -> torch.Tensor:
-        return sinusoidal_1d(table.shape[0], table.shape[1])
+        first = module.padding_idx + 1 if type(module).__name__ == "RobertaEmbeddings" else 0
+        values = torch.zeros(table.shape, dtype=torch.float32)
+        values[first:] = sinusoidal_1d(table.shape[0] - first, table.shape[1])
+        return values
 
     def embedding_std(self, module: nn.Module, model: nn.Module) -> float:
         return model.config.initializer_range
 
 
-VIT_POSITIONS = register(ViTPositions())
-GPT2_POSITIONS = register(GPT2Positions())
+PATCH_GRID = register(PatchGridTable({"ViTEmbeddings": 1, "DeiTEmbeddings": 2}))
+TOKEN_TABLE = register(TokenTable({
+    "GPT2Model": "wpe.weight", "BertEmbeddings": "position_embeddings.weight",
+    "RobertaEmbeddings": "position_embeddings.weight",
+}))  # fmt: skip

@@ -171,6 +171,117 @@ def vo_factors(
     return (u * root).to(dtype), ((u.T @ target64) / root.unsqueeze(-1)).to(dtype)
 
 
+def grouped_qk_factors(
+    num_heads: int,
+    num_kv_heads: int,
+    hidden_size: int,
+    head_dim: int,
+    alpha: float,
+    beta: float,
+    *,
+    noise: str = "normal",
+    svd: str = "auto",
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query and key factors when ``r = H / G`` query heads share each key head (grouped-query attention; MQA is
+    ``G = 1``).
+
+    The thesis's per-head targets ``T_h = α·Z_h + β·I`` can no longer all be met: every head of group ``g`` shares
+    ``W_K^g``. For a key basis ``K`` (``d × k``) the best query is the least-squares fit ``W_Q^h = T_h K (KᵀK)⁻¹``,
+    so ``W_Q^h W_K^gᵀ = T_h P_K`` with ``P_K`` the projector onto ``span(K)``, and the total error
+    ``Σ_{h∈g} ‖T_h − T_h P_K‖²_F = Σ‖T_h‖² − tr(P_K Σ_{h∈g} T_hᵀ T_h)`` is smallest when ``span(K)`` holds the top
+    ``k`` eigenvectors ``V_g`` of ``M_g = Σ_{h∈g} T_hᵀ T_h`` (the top right singular vectors of the stacked
+    ``[T_h]_{h∈g}``). With ``λ`` those eigenvalues and ``σ̄ = √(λ/r)`` (per head), ``W_K^g = V_g σ̄^½`` and
+    ``W_Q^h = T_h V_g σ̄^{-½}``; for ``r = 1`` this is exactly the thesis's ``U Σ^½``, ``V Σ^½`` (eqs. 3.16–3.18),
+    and ``G = H`` returns :func:`qk_factors` itself. With ``α = 0`` every ``M_g`` is ``rβ²·I``: each group gets a
+    random orthonormal basis, and its heads the same query (the output factors break that symmetry, see
+    :func:`grouped_vo_factors`).
+
+    Returns:
+        ``(W_Q, W_K)``: ``(num_heads, hidden_size, head_dim)`` and ``(num_kv_heads, hidden_size, head_dim)``.
+
+    Example:
+        >>> wq, wk = grouped_qk_factors(4, 2, 64, 16, alpha=0.7, beta=0.7)
+        >>> wq.shape, wk.shape
+        (torch.Size([4, 64, 16]), torch.Size([2, 64, 16]))
+    """
+    if num_kv_heads == num_heads:
+        return qk_factors(num_heads, hidden_size, head_dim, alpha, beta, noise=noise, svd=svd, dtype=dtype, device=device)
+    if num_heads % num_kv_heads:
+        raise ValueError(f"num_heads {num_heads} must be a multiple of num_kv_heads {num_kv_heads}")
+    if svd not in QK_SVD_METHODS:
+        raise ValueError(f"qk_svd must be one of {QK_SVD_METHODS}, got {svd!r}")
+    group = num_heads // num_kv_heads
+    if alpha == 0.0:
+        basis = math.sqrt(beta) * random_orthonormal(num_kv_heads, hidden_size, head_dim, dtype=dtype, device=device)
+        return basis.repeat_interleave(group, dim=0), basis
+    targets = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
+    targets.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # T_h = α·Z_h + β·I
+    stacked = targets.view(num_kv_heads, group * hidden_size, hidden_size)  # [T_h]_{h∈g}, heads of a group adjacent
+    if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
+        _, s, v = top_svd(stacked, head_dim)
+    else:
+        _, s, v = randomized_svd(stacked, head_dim)
+    per_head = (s / math.sqrt(group)).sqrt().unsqueeze(-2)  # σ̄^½, (G, 1, k)
+    w_k = v * per_head
+    w_q = targets @ (v / per_head).repeat_interleave(group, dim=0)
+    return w_q, w_k
+
+
+def grouped_vo_factors(
+    hidden_size: int,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    alpha: float,
+    beta: float,
+    *,
+    sign: int = -1,
+    noise: str = "normal",
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Value and output factors for any head layout: ``G`` value heads of size ``k`` shared by ``r = H / G`` query
+    heads each, ``H·k`` not necessarily ``d`` (Gemma).
+
+    With every head attending alike, a layer maps ``x ↦ x W_V R W_O`` where ``R`` copies value head ``g`` to its
+    ``r`` query heads, so the product to match is ``W_V W̃_O`` with ``W̃_O^g = Σ_{h∈g} W_O^h``, of rank at most
+    ``m = min(d, G·k)``. Its best rank-``m`` approximation of ``α·Z + sign·β·I`` is the truncated SVD:
+    ``W_V = U_m Σ_m^½ Pᵀ``, ``W̃_O = P Σ_m^½ V_mᵀ``, where ``P`` (``G·k × m``) is the identity when ``G·k = m`` and
+    a random isometry when ``G·k > m`` (so that no value dimension starts dead). Each group's ``W̃_O^g`` is split
+    over its heads as ``W̃_O^g / r`` plus zero-sum noise of the same RMS: the sum, and so the product, is exact, and
+    heads that share keys and values do not start as clones (identical heads would get identical gradients). With
+    ``G·k = d`` and ``G = H`` this is :func:`vo_factors` itself.
+
+    Returns:
+        ``(W_V, W_O)``: ``(hidden_size, num_kv_heads·head_dim)`` and ``(num_heads·head_dim, hidden_size)``.
+    """
+    width = num_kv_heads * head_dim
+    if num_kv_heads == num_heads and width == hidden_size:
+        return vo_factors(hidden_size, alpha, beta, sign=sign, noise=noise, dtype=dtype, device=device)
+    if num_heads % num_kv_heads:
+        raise ValueError(f"num_heads {num_heads} must be a multiple of num_kv_heads {num_kv_heads}")
+    if sign not in (-1, 1):
+        raise ValueError(f"vo_sign must be -1 or +1, got {sign!r}")
+    target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=torch.float64, device=device)
+    target.mul_(alpha).diagonal().add_(sign * beta)
+    rank = min(hidden_size, width)
+    u, s, vh = torch.linalg.svd(target)
+    root = s[:rank].sqrt()
+    embed = random_orthonormal(width, rank, dtype=torch.float64, device=device) if width > rank else None
+    w_v, w_o_sum = u[:, :rank] * root, root.unsqueeze(-1) * vh[:rank]  # (d, m), (m, d)
+    if embed is not None:
+        w_v, w_o_sum = w_v @ embed.T, embed @ w_o_sum
+    group = num_heads // num_kv_heads
+    w_o = (w_o_sum / group).view(num_kv_heads, 1, head_dim, hidden_size).expand(-1, group, -1, -1)
+    if group > 1:
+        spread = torch.randn(num_kv_heads, group, head_dim, hidden_size, dtype=torch.float64, device=device)
+        spread = (spread - spread.mean(dim=1, keepdim=True)) * (w_o_sum / group).pow(2).mean().sqrt()
+        w_o = w_o + spread
+    return w_v.to(dtype), w_o.reshape(num_heads * head_dim, hidden_size).to(dtype)
+
+
 def expected_qk_diagonal(hidden_size: int, head_dim: int, alpha: float, beta: float, samples: int = 8) -> float:
     """Monte-Carlo estimate (exact SVD) of the mean diagonal of ``W_Q^h W_K^hᵀ`` for these shapes.
 
