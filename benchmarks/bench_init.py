@@ -1,6 +1,7 @@
 """Construction time with and without mimetic init, side by side in one run.
 
     python benchmarks/bench_init.py                       # ViT-Tiny, ViT-B/16, GPT-2 small, Mamba-130M
+    python benchmarks/bench_init.py --models llama-gqa bert-base jamba-small   # the families of issue 13
     python benchmarks/bench_init.py --models gpt2-xl      # 1.5B parameters: ~12 GB of RAM for the two builds
     python benchmarks/bench_init.py --scaling             # extra seconds per layer as d grows (GPT-2 blocks)
 
@@ -16,7 +17,17 @@ import statistics
 import time
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForImageClassification, GPT2Config, MambaConfig, ViTConfig
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForMaskedLM,
+    BertConfig,
+    GPT2Config,
+    JambaConfig,
+    LlamaConfig,
+    MambaConfig,
+    ViTConfig,
+)
 
 import hf_mimetic  # noqa: F401  (installs the hook)
 
@@ -27,6 +38,14 @@ MODELS = {
     "gpt2": (AutoModelForCausalLM, GPT2Config),
     "mamba-130m": (AutoModelForCausalLM, lambda: MambaConfig(hidden_size=768, num_hidden_layers=24, state_size=16, vocab_size=50280)),
     "gpt2-xl": (AutoModelForCausalLM, lambda: GPT2Config(n_embd=1600, n_layer=48, n_head=25)),
+    # A 12-layer Llama of GPT-2 small's width with grouped-query attention (12 query heads, 4 key/value heads).
+    "llama-gqa": (AutoModelForCausalLM, lambda: LlamaConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                                              num_key_value_heads=4, intermediate_size=2048, vocab_size=32000)),
+    "bert-base": (AutoModelForMaskedLM, BertConfig),
+    # A Jamba-shaped hybrid at GPT-2 small's width: Mamba layers, attention every 4th layer, 8 experts every 2nd.
+    "jamba-small": (AutoModelForCausalLM, lambda: JambaConfig(hidden_size=768, num_hidden_layers=8, num_attention_heads=12,
+                                                                num_key_value_heads=4, intermediate_size=2048, vocab_size=32000,
+                                                                use_mamba_kernels=False)),
 }
 DEFAULT_MODELS = ["vit-tiny", "vit-b16", "gpt2", "mamba-130m"]
 
@@ -79,7 +98,7 @@ def main() -> None:
         with torch.device("meta"):
             params = sum(p.numel() for p in auto.from_config(make_config()).parameters())
         # qk_svd is an attention option; SSM models take their preset unchanged.
-        mimetic = {} if "mamba" in name else {"mimetic_config": {"qk_svd": args.qk_svd}}
+        mimetic = {} if name.startswith("mamba") else {"mimetic_config": {"qk_svd": args.qk_svd}}
         default, with_init = measure(auto, make_config, args.repeats, **mimetic)
         print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {with_init / default:.2f} |", flush=True)
     if args.scaling:

@@ -16,21 +16,25 @@ rounding; ``HF_MIMETIC_FAST_MAMBA_SCAN=0`` turns it off, see :mod:`hf_mimetic.op
 
 from __future__ import annotations
 
-from .api import apply_mimetic_init, materialize
-from .config import PRESETS, AttentionConfig, MimeticConfig, MLPConfig, PositionConfig, SSMConfig
+from .api import apply_mimetic_init, materialize, transfer_filter_covariance
+from .config import PRESETS, AttentionConfig, ConvConfig, MimeticConfig, MLPConfig, PositionConfig, SSMConfig
 from .hook import install, uninstall
+from .models.convmixer import ConvMixerConfig, ConvMixerForImageClassification, ConvMixerModel, register_auto_classes
 from .ops.selective_scan import enable_fast_mamba_scan
 from .registry import Family, model_types, register
 
 __version__ = "0.2.0"
 
 install()
+register_auto_classes()
 enable_fast_mamba_scan()
 
 #: The registered model types (see :mod:`hf_mimetic.registry`).
 FAMILIES = tuple(model_types())
 
 __all__ = [
-    "FAMILIES", "PRESETS", "AttentionConfig", "Family", "MLPConfig", "MimeticConfig", "PositionConfig", "SSMConfig",
-    "apply_mimetic_init", "install", "materialize", "model_types", "register", "uninstall", "__version__",
+    "FAMILIES", "PRESETS", "AttentionConfig", "ConvConfig", "ConvMixerConfig", "ConvMixerForImageClassification",
+    "ConvMixerModel", "Family", "MLPConfig", "MimeticConfig", "PositionConfig", "SSMConfig",
+    "apply_mimetic_init", "install", "materialize", "model_types", "register", "transfer_filter_covariance", "uninstall",
+    "__version__",
 ]  # fmt: skip

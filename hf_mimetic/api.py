@@ -8,8 +8,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from .layouts.base import is_loaded
-from .plan import Plan
+from .layouts.base import is_loaded, writable, write
+from .layouts.depthwise_conv import DepthwiseConv
+from .maths.conv import empirical_covariance, interpolate_by_depth, sample_filters
+from .plan import Plan, find_targets
 
 
 def apply_mimetic_init(model: PreTrainedModel, **overrides: Any) -> PreTrainedModel:
@@ -59,3 +61,38 @@ def materialize(model: PreTrainedModel, device: torch.device | str = "cpu") -> P
         tensor.__dict__.pop("_is_hf_initialized", None)
     model.init_weights()
     return model
+
+
+def transfer_filter_covariance(source: PreTrainedModel, target: PreTrainedModel, with_mean: bool = False) -> PreTrainedModel:
+    """Covariance transfer (thesis §3.1.1, eqs. 3.3–3.4): draw ``target``'s depthwise filters from the empirical
+    covariance (and, if ``with_mean``, mean) of ``source``'s trained filters, layer by layer, in place.
+
+    The models may differ in width and depth: layers are matched by relative depth, the statistics linearly
+    interpolated between the two nearest source layers (as the thesis does for shallower sources). Their filter
+    sizes must agree. Tensors ``target`` loaded from a checkpoint are not overwritten.
+
+    Example:
+        >>> trained = AutoModelForImageClassification.from_pretrained("runs/convmixer-8")
+        >>> deeper = AutoModelForImageClassification.from_config(ConvMixerConfig(depth=16, num_labels=10))
+        >>> transfer_filter_covariance(trained, deeper)
+    """
+    def depthwise(model: PreTrainedModel) -> list:
+        found = [t for t in find_targets(model)[0] if isinstance(t.layout, DepthwiseConv)]
+        if not found:
+            raise ValueError(f"{type(model).__name__} has no depthwise convolution hf_mimetic recognises")
+        return found
+
+    sources, targets = depthwise(source), depthwise(target)
+    statistics = [empirical_covariance(t.layout.read(t.module)["filters"]) for t in sources]
+    size = lambda t: t.layout.conv(t.module).weight.shape[-1]  # noqa: E731
+    if size(sources[0]) != size(targets[0]):
+        raise ValueError(f"filter sizes differ: source {size(sources[0])}×{size(sources[0])}, target {size(targets[0])}×{size(targets[0])}")
+    means = interpolate_by_depth([mean for mean, _ in statistics], len(targets))
+    covariances = interpolate_by_depth([covariance for _, covariance in statistics], len(targets))
+    with torch.no_grad():
+        for target_layer, mean, covariance in zip(targets, means, covariances):
+            weight = target_layer.layout.conv(target_layer.module).weight
+            if writable(weight):
+                filters = sample_filters(covariance, weight.shape[0], mean=mean if with_mean else None)
+                write(weight, filters.unsqueeze(1))
+    return target

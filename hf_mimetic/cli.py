@@ -3,6 +3,7 @@
     hf-mimetic                          # = hf-mimetic demo: copy, Mamba 2, default vs mimetic (about 5 min on 2 cores)
     hf-mimetic structure                # per-layer structure of each registered model type, default → mimetic
     hf-mimetic structure --model_type vit
+    hf-mimetic coverage                 # the registry as a markdown table (the README's coverage table)
 
 The demo is one seed of the regime where the length-generalisation study (docs/RESULTS.md §4) found a robust
 difference over 3 seeds, each init at its own best learning rate from the same sweep.
@@ -17,11 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
+from .config import KINDS
 from .inspect import columns, format_comparison, structure
 from .layouts.attention import AttentionLayout
 from .maths.attention import expected_qk_diagonal
 from .plan import find_targets
-from .registry import build, model_types
+from .registry import build, family, model_types
 
 # The study's regime (experiments/length_generalization.py, study "copy-mamba2"): thesis-like Mamba 2, copy, L = 50,
 # 200 steps, each init at its best learning rate of the sweep {3e-4, 1e-3, 3e-3, 1e-2}.
@@ -54,6 +56,22 @@ def describe(model_type: str, seed: int = 0) -> str:
         )
     table = format_comparison(structure(default), structure(mimetic), columns(mimetic))
     return "\n".join(lines) + f"\n\n{table}\n"
+
+
+def coverage_table() -> str:
+    """One row per registered model type: the class users train, the layers recognised (by kind: module class and
+    layout), and the preset. Found by building each type's tiny config on the meta device."""
+    lines = ["| model type | class | layers recognised | preset |", "|---|---|---|---|"]
+    for model_type in model_types():
+        entry = family(model_type)
+        with torch.device("meta"):
+            model = entry.auto().from_config(entry.config())
+        found: dict[str, str] = {}
+        for target in find_targets(model)[0]:
+            found.setdefault(target.layout.kind, f"{type(target.module).__name__} ({target.layout.description})")
+        layers = "; ".join(f"{kind}: {found[kind]}" for kind in KINDS if kind in found)
+        lines.append(f"| `{model_type}` | {type(model).__name__} | {layers} | `{entry.preset}` |")
+    return "\n".join(lines)
 
 
 def _train_copy(mimetic_init: bool, learning_rate: float, seed: int, steps: int, threads: int) -> dict:
@@ -103,8 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     shown = commands.add_parser("structure", help="the per-layer structure of the init, default → mimetic")
     shown.add_argument("--model_type", choices=model_types(), action="append", help="repeatable; default: every type")
     shown.add_argument("--seed", type=int, default=0)
+    commands.add_parser("coverage", help="the registered model types and the layers recognised, as a markdown table")
     args = parser.parse_args(argv)
-    if args.command == "structure":
+    if args.command == "coverage":
+        print(coverage_table())
+    elif args.command == "structure":
         for model_type in args.model_type or model_types():
             print(describe(model_type, args.seed))
     else:

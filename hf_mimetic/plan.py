@@ -32,6 +32,8 @@ class Target:
     module: nn.Module
     layout: Layout
     layer: int | None
+    #: Relative depth in [0, 1] among the model's targets of the same layout (the thesis's d = (i − 1)/(D − 1)).
+    depth: float = 0.0
 
 
 def find_targets(model: nn.Module) -> tuple[list[Target], int]:
@@ -59,6 +61,10 @@ def find_targets(model: nn.Module) -> tuple[list[Target], int]:
         Target(name, module, layout, None if blocks[name] is None else offsets[blocks[name][0]] + blocks[name][1])
         for name, module, layout in matched
     ]
+    for layout in {id(t.layout): t.layout for t in targets}.values():
+        same = [t for t in targets if t.layout is layout]
+        for rank, target in enumerate(same):
+            target.depth = rank / (len(same) - 1) if len(same) > 1 else 0.0
     return targets, total
 
 
@@ -92,7 +98,7 @@ class Plan:
         """Write the init into ``module`` if it is a selected target (after its native init)."""
         target = self.by_module.get(id(module))
         if target is not None and self.recipe.selects(target.layer):
-            target.layout.initialize(module, self.recipe.kinds[target.layout.kind], model)
+            target.layout.initialize(module, self.recipe.kinds[target.layout.kind], model, depth=target.depth)
 
     def configure(self) -> None:
         """Settings that hold for loaded weights too (e.g. a frozen position table)."""

@@ -43,6 +43,33 @@ class LMSizes:
     num_kv_heads: int | None = None  # grouped-query attention: key/value heads (None: one per query head)
 
 
+@dataclass(frozen=True)
+class ImageSizes:
+    """Sizes of a small image classifier, in one vocabulary for every family (``--hidden_size`` etc. of
+    ``scripts/train_image_classification.py``)."""
+
+    image_size: int
+    patch_size: int
+    hidden_size: int
+    num_layers: int
+    num_labels: int
+    num_heads: int = 3  # attention models
+    intermediate_size: int | None = None  # attention models; default 4 × hidden_size
+    kernel_size: int = 9  # depthwise-convolution models
+    num_channels: int = 3
+
+
+def vision_transformer(sizes: ImageSizes) -> dict[str, Any]:
+    """Config kwargs of a ViT or DeiT."""
+    if sizes.hidden_size % sizes.num_heads:
+        raise ValueError(f"num_attention_heads {sizes.num_heads} must divide hidden_size {sizes.hidden_size}")
+    return dict(
+        image_size=sizes.image_size, patch_size=sizes.patch_size, hidden_size=sizes.hidden_size,
+        num_hidden_layers=sizes.num_layers, num_attention_heads=sizes.num_heads, num_channels=sizes.num_channels,
+        intermediate_size=sizes.intermediate_size or 4 * sizes.hidden_size,
+    )  # fmt: skip
+
+
 def attention_lm(sizes: LMSizes, kv_heads: bool = False) -> dict[str, Any]:
     """Config kwargs of an attention decoder (transformers' standard names; ``attribute_map`` renames them);
     ``kv_heads``: the family takes ``num_key_value_heads`` (grouped-query attention)."""
@@ -86,6 +113,8 @@ class Family:
         showcase: config kwargs of a typical small model (``hf-mimetic structure``); default: ``tiny``.
         lm_config: for language models (causal or masked, by ``auto_class``), config kwargs from :class:`LMSizes`
             (``scripts/train_synthetic.py``, ``scripts/train_language_model.py``).
+        image_config: for image classifiers, config kwargs from :class:`ImageSizes`
+            (``scripts/train_image_classification.py``).
     """
 
     model_type: str
@@ -94,6 +123,7 @@ class Family:
     tiny: dict[str, Any]
     showcase: dict[str, Any] = field(default_factory=dict)
     lm_config: Callable[[LMSizes], dict[str, Any]] | None = None
+    image_config: Callable[[ImageSizes], dict[str, Any]] | None = None
 
     def config(self, size: str = "tiny", **overrides: Any) -> "PretrainedConfig":
         """A config of this type: ``size`` "tiny" or "showcase", with ``overrides``."""
@@ -164,6 +194,12 @@ def lm_types(*auto_classes: str) -> list[str]:
     ``auto_classes`` (``"AutoModelForCausalLM"``, ``"AutoModelForMaskedLM"``)."""
     _load()
     return sorted(t for t, entry in FAMILIES.items() if entry.lm_config is not None and entry.auto_class in auto_classes)
+
+
+def image_types() -> list[str]:
+    """The registered model types that ``scripts/train_image_classification.py`` can build from :class:`ImageSizes`."""
+    _load()
+    return sorted(t for t, entry in FAMILIES.items() if entry.image_config is not None)
 
 
 def recognised_modules() -> list[str]:

@@ -1,4 +1,4 @@
-"""Train a ViT from scratch for image classification, with or without mimetic initialization.
+"""Train an image classifier from scratch (ViT, DeiT, ConvMixer, ConvNeXt), with or without mimetic initialization.
 
     python scripts/train_image_classification.py --output_dir runs/cifar10 --mimetic_init
     accelerate launch --config_file configs/accelerate/single_gpu.yaml scripts/train_image_classification.py \
@@ -6,11 +6,13 @@
 
 Defaults are the thesis's CIFAR pipeline (§3.2.4): ViT-Tiny (width 192, depth 12, 3 heads, patch 2, 32 px), RandAugment
 + random crop + flip + random erasing (Cutout), AdamW lr 3e-3, weight decay 0.01, batch 512, 100 epochs, warmup and
-cosine decay (``--lr_scheduler_type linear`` gives the triangular schedule); label smoothing with the Trainer's
+cosine decay (``--lr_scheduler_type linear`` gives the triangular schedule); ``--model_type`` picks the architecture
+(``convmixer``: the thesis's ConvMixer, ``--kernel_size``; ``convnext``: two stages); label smoothing with the Trainer's
 ``--label_smoothing_factor``. Data: ``--dataset_name`` (Hub; image and
 label columns found by name, e.g. CIFAR-100's ``img``/``fine_label``), ``--dataset_path`` (``save_to_disk``) or
 ``--train_dir/--validation_dir`` (imagefolder). Every mimetic option is a flag (``--qk false``, ``--position_scale 2``);
-unset ones keep the vision preset. Validation (and test) accuracy go to <output_dir>/all_results.json.
+unset ones keep the model type's preset. Validation (and test) accuracy go to <output_dir>/all_results.json; the
+model and its image processor to <output_dir>, so that ``pipeline("image-classification", model=<output_dir>)`` works.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, Optional
 import torch
 from datasets import Image
 from torchvision.transforms import v2
-from transformers import AutoModelForImageClassification, HfArgumentParser, TrainingArguments, ViTConfig, set_seed
+from transformers import AutoConfig, HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
+from hf_mimetic.registry import ImageSizes, family, image_types
 from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
@@ -58,26 +61,37 @@ THESIS_DEFAULTS = dict(
 
 @dataclass
 class ModelArguments:
-    """The ViT. Defaults: ViT-Tiny for CIFAR as in the thesis."""
+    """The model. Defaults: the thesis's CIFAR ViT-Tiny."""
 
+    model_type: str = field(default="vit", metadata={"help": f"one of {image_types()}"})
     image_size: int = field(default=32, metadata={"help": "input resolution (images are resized to it)"})
     patch_size: int = field(default=2)
-    hidden_size: int = field(default=192, metadata={"help": "width d"})
-    num_hidden_layers: int = field(default=12, metadata={"help": "depth"})
-    num_attention_heads: int = field(default=3)
+    hidden_size: int = field(default=192, metadata={"help": "width d (ConvNeXt: of its first stage)"})
+    num_hidden_layers: int = field(default=12, metadata={"help": "depth (blocks)"})
+    num_attention_heads: int = field(default=3, metadata={"help": "attention models"})
     intermediate_size: Optional[int] = field(default=None, metadata={"help": "MLP width (default: 4 × hidden_size)"})
+    kernel_size: int = field(default=9, metadata={"help": "ConvMixer's depthwise filter size"})
     mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+        if self.model_type not in image_types():
+            raise ValueError(f"model_type must be one of {image_types()}, got {self.model_type!r}")
+        for name in ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "kernel_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.image_size % self.patch_size:
             raise ValueError(f"patch_size {self.patch_size} must divide image_size {self.image_size}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"num_attention_heads {self.num_attention_heads} must divide hidden_size {self.hidden_size}"
-            )
+        self.config(num_labels=2)  # raises for sizes the model type cannot build
+
+    def config(self, num_labels: int, **labels: Any):
+        """The transformers config of ``model_type`` for these sizes."""
+        sizes = ImageSizes(
+            image_size=self.image_size, patch_size=self.patch_size, hidden_size=self.hidden_size,
+            num_layers=self.num_hidden_layers, num_labels=num_labels, num_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size, kernel_size=self.kernel_size,
+        )  # fmt: skip
+        kwargs = family(self.model_type).image_config(sizes)
+        return AutoConfig.for_model(self.model_type, **kwargs, num_labels=num_labels, **labels)
 
 
 @dataclass
@@ -195,25 +209,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         if name in splits:
             splits[name].set_transform(transform_with(eval_transform))
 
-    config = ViTConfig(
-        image_size=model_args.image_size, patch_size=model_args.patch_size, hidden_size=model_args.hidden_size,
-        num_hidden_layers=model_args.num_hidden_layers, num_attention_heads=model_args.num_attention_heads,
-        intermediate_size=model_args.intermediate_size or 4 * model_args.hidden_size, num_channels=3,
-        num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-    )  # fmt: skip
+    config = model_args.config(len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     set_seed(training_args.seed)  # the init depends only on --seed
-    model = build_model(AutoModelForImageClassification, config, model_args.mimetic_init, mimetic_args, checkpoint)
+    auto = family(model_args.model_type).auto()
+    model = build_model(auto, config, model_args.mimetic_init, mimetic_args, checkpoint)
 
     metric = load_metric(data_args.metric)
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
         return metric.compute(predictions=eval_prediction.predictions.argmax(-1), references=eval_prediction.label_ids)
 
+    # Saved with the model, so that pipeline("image-classification", model=output_dir) preprocesses like evaluation.
+    size = model_args.image_size
+    processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=MEAN, image_std=STD)
     trainer = MimeticTrainer(
         model=model, args=training_args, train_dataset=splits["train"], eval_dataset=splits["validation"],
-        data_collator=collate, compute_metrics=compute_metrics,
+        data_collator=collate, compute_metrics=compute_metrics, processing_class=processor,
     )  # fmt: skip
-    card = {"tasks": "image-classification", "tags": ["image-classification", "vit"]}
+    card = {"tasks": "image-classification", "tags": ["image-classification", model_args.model_type]}
     return train_and_evaluate(trainer, splits, data_args, card)
 
 

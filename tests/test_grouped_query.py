@@ -64,7 +64,7 @@ def test_grouped_products_match_the_least_squares_construction(family, heads, kv
 
 
 def test_the_noise_term_of_the_diagonal_shrinks_as_one_over_root_group_size():
-    """Derivation (docs/RESULTS.md §8): the α-part of the diagonal comes from tr(Z_h P_V), and with r heads per key
+    """Derivation (docs/grouped-query-attention.md): the α-part of the diagonal comes from tr(Z_h P_V), and with r heads per key
     basis the basis follows their average, so it shrinks by about 1/√r; β·k/d is the floor."""
     d, k = 64, 16
     floor = BETA * k / d

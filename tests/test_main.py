@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from hf_mimetic.cli import describe
+from pathlib import Path
+
+from hf_mimetic.cli import coverage_table, describe
 
 
 def _cells(table: str, column: int) -> list[tuple[float, float]]:
@@ -28,3 +30,13 @@ def test_ssm_table_shows_delta_one_and_a_bar_near_one():
         assert default < 0.2 and abs(mimetic - 1.0) < 1e-3
     for default, mimetic in _cells(table, 0):  # mean Ā
         assert mimetic > 0.99 and mimetic > default
+
+
+def test_the_readme_coverage_table_is_the_registry():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert coverage_table() in readme, "README's table is out of date: paste `hf-mimetic coverage` into it"
+
+
+def test_structure_works_for_a_grouped_query_decoder():
+    table = describe("llama")
+    assert "preset 'decoder'" in table and "heads=4" in table

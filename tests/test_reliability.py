@@ -127,7 +127,7 @@ def test_presets_are_the_same_from_an_object_and_from_a_dict(family):
         ("vit", {"layers": [0, 0]}, r"layers must be None .*distinct.* got \[0, 0\]"),
         ("vit", {"vo_sign": True}, r"vo_sign must be one of \(-1, 1\), got True"),
         ("vit", {"qk_alpha": "0.5"}, r"qk_alpha must be a number in \[0.0, 1.0\], got '0.5'"),
-        ("vit", {"preset": "imagenet"}, r"unknown preset 'imagenet'; valid presets: \('vision', 'language', 'ssm'\)"),
+        ("vit", {"preset": "imagenet"}, r"unknown preset 'imagenet'; valid presets: \('vision', 'language', 'decoder', 'encoder', 'ssm', 'conv', 'hybrid'\)"),
         ("vit", {3: 1}, r"mimetic_config keys must be option names|unknown mimetic_config key 3"),
     ],
 )

@@ -160,3 +160,52 @@ def test_help_lists_the_script_and_mimetic_flags(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     assert all(flag in help_text for flag in ("--tokenizer", "--block_size", "--qk_beta", "--dataset_path"))
+
+
+def test_a_grouped_query_llama_trains_as_a_causal_lm(tmp_path):
+    train, validation = write_text_files(tmp_path / "data")
+    output = tmp_path / "out"
+    argv = [*TINY, *FEW_STEPS, "--model_type", "llama", "--n_head", "4", "--n_kv_head", "2", "--train_file", str(train),
+            "--validation_file", str(validation), "--output_dir", str(output), "--mimetic_init"]  # fmt: skip
+    results = train_language_model.main(argv)
+    assert results["eval_bits_per_character"] == pytest.approx(results["eval_loss"] / math.log(2))
+    config = json.loads((output / "config.json").read_text())
+    assert config["model_type"] == "llama" and config["num_key_value_heads"] == 2 and config["attention_dropout"] == 0.1
+    assert config["mimetic_config"]["preset"] == "decoder" and config["mimetic_config"]["initialized"] == {"attention": [0, 1]}
+    with pytest.raises(ValueError, match=r"'position_scale' does not apply to llama models \(it has no learned position table"):
+        train_language_model.main([*argv[:-3], "--output_dir", str(tmp_path / "o2"), "--mimetic_init", "--position_scale", "2"])
+
+
+def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tmp_path):
+    train, validation = write_text_files(tmp_path / "data")
+    runs = []
+    for run in ("a", "b"):
+        argv = [*TINY, *FEW_STEPS, "--model_type", "bert", "--train_file", str(train), "--validation_file",
+                str(validation), "--output_dir", str(tmp_path / run), "--mimetic_init"]  # fmt: skip
+        runs.append(train_language_model.main([*argv, "--seed", "0" if run == "a" else "1"]))
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a")
+    assert tokenizer.mask_token == "<mask>" and tokenizer.pad_token == "<pad>"
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["pad_token_id"] == tokenizer.pad_token_id
+    assert set(config["mimetic_config"]["initialized"]) == {"attention", "positions"}
+    assert all(0.0 <= run["eval_accuracy"] <= 1.0 for run in runs)
+    from transformers import AutoModelForMaskedLM
+
+    model = AutoModelForMaskedLM.from_pretrained(tmp_path / "a")
+    assert structure(model)[0]["vo_diag"] < -0.1
+
+
+def test_evaluation_masks_follow_berts_rule_and_are_the_same_for_every_run():
+    import numpy as np
+
+    ids = list(range(10, 60)) * 400
+    inputs, labels = train_language_model.mask_once(ids, np.random.default_rng(0), mask_id=3, vocab_size=60)
+    again = train_language_model.mask_once(ids, np.random.default_rng(0), mask_id=3, vocab_size=60)
+    assert (inputs, labels) == again
+    scored = [i for i, label in enumerate(labels) if label != -100]
+    assert len(scored) / len(ids) == pytest.approx(0.15, abs=0.01)
+    assert all(labels[i] == ids[i] for i in scored)
+    masked = sum(inputs[i] == 3 for i in scored) / len(scored)
+    kept = sum(inputs[i] == ids[i] for i in scored) / len(scored)
+    assert masked == pytest.approx(0.8, abs=0.03) and kept == pytest.approx(0.1 + 0.1 / 60, abs=0.03)
+    assert all(inputs[i] == ids[i] for i in range(len(ids)) if labels[i] == -100)

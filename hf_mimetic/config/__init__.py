@@ -2,6 +2,7 @@
 
 from .attention import AttentionConfig
 from .base import KindConfig
+from .conv import ConvConfig
 from .mlp import MLPConfig
 from .positions import PositionConfig
 from .presets import PRESETS
@@ -9,6 +10,6 @@ from .recipe import KINDS, OPTION_KIND, RECORD, MimeticConfig
 from .ssm import SSMConfig
 
 __all__ = [
-    "KINDS", "OPTION_KIND", "PRESETS", "RECORD", "AttentionConfig", "KindConfig", "MLPConfig", "MimeticConfig",
+    "KINDS", "OPTION_KIND", "PRESETS", "RECORD", "AttentionConfig", "ConvConfig", "KindConfig", "MLPConfig", "MimeticConfig",
     "PositionConfig", "SSMConfig",
 ]  # fmt: skip

@@ -137,10 +137,16 @@ class KindConfig:
         return {name: getattr(self, name) for name in self.field_names() if getattr(self, name) is not None}
 
     def resolve(self, preset: Mapping[str, Any]) -> "KindConfig":
-        """Every field filled: the kind's defaults, then the preset's values for this kind, then the overrides."""
+        """Every field filled: the kind's defaults, then the preset's values for this kind, then the overrides;
+        ``ValueError`` if the result is inconsistent (:meth:`validate`)."""
         names = set(self.field_names())
         values = {**self.defaults, **{k: v for k, v in preset.items() if k in names}, **self.overrides()}
-        return type(self).from_overrides(values)
+        resolved = type(self).from_overrides(values)
+        resolved.validate()
+        return resolved
+
+    def validate(self) -> None:
+        """Checks across fields of a resolved config (each field alone is checked by its ``Check``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.field_names()}

@@ -18,24 +18,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     # smaller, so the table is scaled to them (amplitude 1 kept small-patch ViTs at chance, docs/RESULTS.md §7).
     "vision": {
         "qk_alpha": 0.7, "qk_beta": 0.7, "vo_alpha": 0.4, "vo_beta": 0.4, "position_scale": VISION_POSITION_SCALE,
-        "mlp_mean": 0.0,
     },
     # Thesis §3.2.6 (chosen on char-level PTB). Its Transformer added sinusoids of amplitude 1 to token embeddings of
     # std ≈ 1; GPT-2's start at std initializer_range, and the table keeps that ratio (amplitude 1 relative to
     # std 0.02 stalled a char-level GPT-2 at the unigram loss, docs/RESULTS.md §6).
     "language": {
-        "qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2, "position_scale": 1.0, "mlp_mean": 0.0,
+        "qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2, "position_scale": 1.0,
     },
     # Decoders with rotary positions (Llama, Mistral, Qwen, Gemma, Phi-3, GPT-NeoX, OLMo 2): the language values
     # (thesis §3.2.6) until measured on them; rotary models have no position table.
     "decoder": {"qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2},
     # Text encoders (BERT, RoBERTa, ModernBERT): the language values, learned positions at the token embeddings' scale.
     "encoder": {
-        "qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2, "position_scale": 1.0, "mlp_mean": 0.0,
+        "qk_alpha": 0.0, "qk_beta": 0.5, "vo_alpha": 0.2, "vo_beta": 0.2, "position_scale": 1.0,
     },
     # Thesis §3.3.2 (Fig. 3.26): c = 8, b_Δ = softplus⁻¹(1), A, Δ and W_Cᵀ W_B; no identity conv (docs/RESULTS.md §4).
     "ssm": {
         "ssm_a": True, "ssm_a_shift": 8.0, "ssm_delta": True, "ssm_bc": True, "ssm_identity_conv": False,
+    },
+    # Thesis §3.1.2: the covariance construction with its example schedule σ0 = 0.5, vσ = 0.5, aσ = 3 (Fig. 3.7).
+    "conv": {
+        "conv_covariance": True, "conv_sigma0": 0.5, "conv_sigma_velocity": 0.5, "conv_sigma_acceleration": 3.0,
+        "conv_gain": 1.0, "freeze_filters": False,
     },
 }  # fmt: skip
 # Hybrids (Jamba, Bamba, Zamba 2): each kind of layer with its own values.

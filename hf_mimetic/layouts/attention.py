@@ -70,7 +70,7 @@ class AttentionLayout(Layout):
         if g.head_dim > g.hidden_size:
             raise ValueError(f"{type(module).__name__}: head_dim {g.head_dim} exceeds hidden_size {g.hidden_size} (W_Q^h W_K^hᵀ has rank head_dim)")
 
-    def initialize(self, module: nn.Module, cfg: AttentionConfig, model: nn.Module) -> None:
+    def initialize(self, module: nn.Module, cfg: AttentionConfig, model: nn.Module, depth: float = 0.0) -> None:
         from .base import writable
 
         if not any(writable(p) for p in self.projections(module)):

@@ -37,9 +37,9 @@ class Layout:
     def check(self, module: nn.Module, model: nn.Module) -> None:
         """Raise ``ValueError`` for a module of this layout that the init cannot handle (checked before any write)."""
 
-    def initialize(self, module: nn.Module, cfg: KindConfig, model: nn.Module) -> None:
+    def initialize(self, module: nn.Module, cfg: KindConfig, model: nn.Module, depth: float = 0.0) -> None:
         """Write the mimetic init into ``module`` (called right after its native init; never overwrites loaded
-        tensors)."""
+        tensors). ``depth``: the module's relative depth in ``[0, 1]`` among the model's modules of this layout."""
         raise NotImplementedError
 
     def configure(self, module: nn.Module, cfg: KindConfig) -> None:

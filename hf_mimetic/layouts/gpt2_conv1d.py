@@ -15,7 +15,7 @@ class GPT2Conv1D(AttentionLayout):
     """``GPT2Attention`` (self-attention only: cross-attention, ``add_cross_attention=True``, keeps its native init)."""
 
     module_classes = ("GPT2Attention",)
-    description = "GPT-2 fused Conv1D c_attn = [q|k|v], c_proj"
+    description = "GPT-2 Conv1D c_attn = [q, k, v], c_proj"
 
     def recognises(self, module: nn.Module) -> bool:
         return super().recognises(module) and not module.is_cross_attention

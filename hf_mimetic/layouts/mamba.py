@@ -18,7 +18,7 @@ from .ssm import MixerLayout, ProjectionRows, ScanInputs
 
 class MambaMixerLayout(MixerLayout):
     module_classes = ("MambaMixer", "FalconMambaMixer", "JambaMambaMixer")
-    description = "Mamba: x_proj = [Δ | W_B | W_C], dt_proj, A_log (E, N)"
+    description = "Mamba: x_proj = [Δ, W_B, W_C], dt_proj, A_log (E, N)"
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
         r, n = mixer.time_step_rank, mixer.ssm_state_size

@@ -18,7 +18,7 @@ from .ssm import MixerLayout, ProjectionRows, ScanInputs
 
 class Mamba2MixerLayout(MixerLayout):
     module_classes = ("Mamba2Mixer", "BambaMixer", "Zamba2MambaMixer")
-    description = "Mamba 2: in_proj = [z | x | W_B | W_C | Δ], A_log per head"
+    description = "Mamba 2: in_proj = [z, x, W_B, W_C, Δ], A_log per head"
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
         i, gn = mixer.intermediate_size, mixer.n_groups * mixer.ssm_state_size

@@ -24,7 +24,7 @@ class FirstMLPLayer(Layout):
     def weight(self, module: nn.Module) -> nn.Parameter:
         return module.get_submodule(self.first_layer[type(module).__name__]).weight
 
-    def initialize(self, module: nn.Module, cfg: MLPConfig, model: nn.Module) -> None:
+    def initialize(self, module: nn.Module, cfg: MLPConfig, model: nn.Module, depth: float = 0.0) -> None:
         weight = self.weight(module)
         if cfg.mlp_mean != 0.0 and writable(weight):
             write(weight, weight.detach().float() + cfg.mlp_mean)
@@ -37,4 +37,6 @@ class FirstMLPLayer(Layout):
 FIRST_MLP_LAYER = register(FirstMLPLayer({
     "ViTMLP": "fc1", "DeiTMLP": "fc1", "GPT2MLP": "c_fc", "BertIntermediate": "dense", "RobertaIntermediate": "dense",
     "GPTNeoXMLP": "dense_h_to_4h",
+    # ConvMixer's channel mixing is one pointwise convolution; ConvNeXt's MLP is pwconv1 → GELU → pwconv2.
+    "ConvMixerLayer": "pwconv", "ConvNextLayer": "pwconv1", "ConvNextV2Layer": "pwconv1",
 }))  # fmt: skip

@@ -44,7 +44,7 @@ class PositionTable(Layout):
     def embedding_std(self, module: nn.Module, model: nn.Module) -> float:
         raise NotImplementedError
 
-    def initialize(self, module: nn.Module, cfg: PositionConfig, model: nn.Module) -> None:
+    def initialize(self, module: nn.Module, cfg: PositionConfig, model: nn.Module, depth: float = 0.0) -> None:
         table = self.table(module)
         if cfg.position_embeddings and writable(table):
             write(table, cfg.position_scale * self.embedding_std(module, model) * self.sinusoids(module, table))

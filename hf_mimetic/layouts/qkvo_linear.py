@@ -14,7 +14,7 @@ from operator import attrgetter
 
 from torch import nn
 
-from ..registry import Family, attention_lm, encoder_lm, register
+from ..registry import Family, attention_lm, encoder_lm, register, vision_transformer
 from .attention import AttentionLayout, Factors, Geometry
 from .base import linear_map, write, zero_
 
@@ -85,9 +85,11 @@ decoder_lm = partial(attention_lm, kv_heads=True)
 for model_type, preset, auto, tiny, extra in [
     # The thesis's CIFAR-10 ViT-Tiny (§3.2.4) is the showcase: width 192, depth 12, 3 heads, patch 2, 32×32 input.
     ("vit", "vision", "AutoModelForImageClassification", VISION,
-     dict(showcase=dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768, image_size=32, patch_size=2))),
+     dict(image_config=vision_transformer,
+          showcase=dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768, image_size=32, patch_size=2))),
     # DeiT maps to two head classes: transformers' auto class needs `architectures` to choose.
-    ("deit", "vision", "AutoModelForImageClassification", {**VISION, "architectures": ["DeiTForImageClassification"]}, {}),
+    ("deit", "vision", "AutoModelForImageClassification", {**VISION, "architectures": ["DeiTForImageClassification"]},
+     dict(image_config=lambda sizes: {**vision_transformer(sizes), "architectures": ["DeiTForImageClassification"]})),
     ("llama", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),
     ("mistral", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),
     ("qwen2", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),  # q/k/v biases

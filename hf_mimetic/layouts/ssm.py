@@ -85,7 +85,7 @@ class MixerLayout(Layout):
         between them exactly as the mixer does."""
         raise NotImplementedError
 
-    def initialize(self, mixer: nn.Module, cfg: SSMConfig, model: nn.Module) -> None:
+    def initialize(self, mixer: nn.Module, cfg: SSMConfig, model: nn.Module, depth: float = 0.0) -> None:
         rows = self.projection_rows(mixer)
         if cfg.ssm_a and writable(mixer.A_log):
             # A = −exp(A_log) → A·e^(−c): Ā = exp(A·Δ) ≈ 1, the state keeps its history (eq. 3.38).

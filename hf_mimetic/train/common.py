@@ -214,6 +214,7 @@ KIND_DESCRIPTIONS = {
     "positions": "sinusoidal position embeddings (§3.2.4)",
     "mlp": "a nonzero mean in the first MLP layer (Trockman & Kolter 2026)",
     "ssm": "state-space layers that start as linear attention: Ā ≈ 1, Δ ≈ 1, W_Cᵀ W_B ≈ I (§3.3)",
+    "conv": "depthwise filters drawn from the closed-form covariance of §3.1.2",
 }
 
 

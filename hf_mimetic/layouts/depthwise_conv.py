@@ -1,0 +1,100 @@
+"""Depthwise convolutions (ConvMixer, ConvNeXt, ConvNeXt V2): filters drawn from the thesis's closed-form covariance
+(§3.1.2), the Gaussian width growing with the layer's relative depth ``d = (i − 1)/(D − 1)`` over the ``D`` depthwise
+layers of the model. Biases keep their native init ("all methods presented do not concern the biases").
+
+The layout recognises the block that holds the depthwise convolution (by class), not any ``Conv2d`` with
+``groups = channels``: MobileNet-style 3×3 depthwise layers are not what the construction was made for (the thesis
+finds it "works poorly for 3×3 filters").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config.conv import ConvConfig
+from ..maths.conv import filter_covariance, sample_filters, sigma_schedule
+from ..registry import Family, ImageSizes, register
+from .base import Layout, freeze_if, writable, write
+
+
+class DepthwiseConv(Layout):
+    """The ``dwconv`` child (``nn.Conv2d`` with ``groups = channels``) of a block class."""
+
+    kind = "conv"
+    description = "depthwise k×k filters from the covariance construction"
+    columns = {"filter_centre_variance": "centre variance", "neighbour_correlation": "neighbour corr."}
+
+    def __init__(self, module_classes: tuple[str, ...], attribute: str = "dwconv") -> None:
+        self.module_classes = module_classes
+        self.attribute = attribute
+
+    def conv(self, module: nn.Module) -> nn.Conv2d:
+        return module.get_submodule(self.attribute)
+
+    def check(self, module: nn.Module, model: nn.Module) -> None:
+        conv = self.conv(module)
+        k_h, k_w = conv.kernel_size
+        if k_h != k_w or k_h % 2 == 0:
+            raise ValueError(
+                f"{type(module).__name__}: the covariance construction needs square filters of odd size (centred on a "
+                f"pixel); got {k_h}×{k_w}"
+            )
+        if conv.groups != conv.in_channels or conv.out_channels != conv.in_channels:
+            raise ValueError(f"{type(module).__name__}.{self.attribute} is not depthwise (groups = channels)")
+
+    def initialize(self, module: nn.Module, cfg: ConvConfig, model: nn.Module, depth: float = 0.0) -> None:
+        weight = self.conv(module).weight
+        if cfg.conv_covariance and writable(weight):
+            sigma = sigma_schedule(depth, cfg.conv_sigma0, cfg.conv_sigma_velocity, cfg.conv_sigma_acceleration)
+            covariance = filter_covariance(weight.shape[-1], sigma)
+            write(weight, cfg.conv_gain * sample_filters(covariance, weight.shape[0]).unsqueeze(1))
+
+    def configure(self, module: nn.Module, cfg: ConvConfig) -> None:
+        freeze_if(self.conv(module).weight, cfg.freeze_filters)
+
+    def read(self, module: nn.Module) -> dict[str, Any]:
+        """``filters`` ``(channels, k, k)``, and their empirical ``covariance`` ``(k, k, k, k)``."""
+        filters = self.conv(module).weight.detach().float()[:, 0]
+        flat = filters.reshape(filters.shape[0], -1).double()
+        centred = flat - flat.mean(0)
+        k = filters.shape[-1]
+        return {"filters": filters, "covariance": (centred.mT @ centred / max(len(flat) - 1, 1)).reshape(k, k, k, k)}
+
+    def statistics(self, module: nn.Module) -> dict[str, float]:
+        """The variance of the centre pixel, and the mean correlation of horizontally adjacent pixels (≈ 0 for
+        independent draws; positive for the covariance construction)."""
+        values = self.read(module)
+        filters, covariance = values["filters"], values["covariance"]
+        c = filters.shape[-1] // 2
+        left, right = filters[:, :, :-1].reshape(-1), filters[:, :, 1:].reshape(-1)
+        correlation = torch.corrcoef(torch.stack([left, right]))[0, 1].item()
+        return {"filter_centre_variance": covariance[c, c, c, c].item(), "neighbour_correlation": correlation}
+
+
+DEPTHWISE_CONV = register(DepthwiseConv(("ConvMixerLayer", "ConvNextLayer", "ConvNextV2Layer")))
+
+def convnext_config(sizes: ImageSizes) -> dict:
+    """A two-stage ConvNeXt (the second stage downsamples 2× and doubles the width), its 7×7 depthwise filters."""
+    first = sizes.num_layers - sizes.num_layers // 2
+    return dict(
+        num_stages=2, hidden_sizes=[sizes.hidden_size, 2 * sizes.hidden_size], depths=[first, sizes.num_layers - first],
+        patch_size=sizes.patch_size, image_size=sizes.image_size, num_channels=sizes.num_channels,
+    )  # fmt: skip
+
+
+register(Family(
+    "convmixer", preset="conv", auto_class="AutoModelForImageClassification",
+    tiny=dict(hidden_size=32, depth=3, kernel_size=5, patch_size=2, image_size=16, num_labels=5),
+    showcase=dict(hidden_size=256, depth=8, kernel_size=9, patch_size=2, image_size=32, num_labels=10),
+    image_config=lambda s: dict(hidden_size=s.hidden_size, depth=s.num_layers, kernel_size=s.kernel_size,
+                                patch_size=s.patch_size, image_size=s.image_size, num_channels=s.num_channels),
+))  # fmt: skip
+for model_type in ("convnext", "convnextv2"):
+    register(Family(
+        model_type, preset="conv", auto_class="AutoModelForImageClassification",
+        tiny=dict(hidden_sizes=[16, 32], depths=[2, 1], num_stages=2, patch_size=2, image_size=16, num_labels=5),
+        image_config=convnext_config,
+    ))  # fmt: skip

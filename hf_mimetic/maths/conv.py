@@ -1,0 +1,133 @@
+"""Closed-form covariances for depthwise convolution filters (thesis §3.1.2, eqs. 3.1, 3.5–3.11), and sampling.
+
+A ``k × k`` filter ``F`` is drawn from ``N(0, Σ′)`` with ``Σ′ ∈ R^{k²×k²}`` built from Gaussian bumps. We keep
+covariances as 4-D tensors ``T[i, j, l, m]`` = covariance of filter pixels ``(i, j)`` and ``(l, m)``: the thesis's
+block form is ``[Σ_{i,j}]_{l,m} = T[i, j, l, m]`` (block ``(i, j)`` is the ``k × k`` matrix over ``(l, m)``), its
+"rearranged" form (eq. 3.1) is ``Σ′ = T.reshape(k², k²)`` (``Σ′_{k·i+j, k·l+m} = T[i, j, l, m]``), and the
+block-transpose (eq. 3.7) swaps the two pixel pairs, ``T^B[i, j, l, m] = T[l, m, i, j]``. A covariance is symmetric
+exactly when ``T = T^B``.
+
+Pure tensor maths: no transformers import.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gaussian_bump(kernel_size: int, sigma: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``Z_σ[i, j] = exp(−((i − c)² + (j − c)²) / (2σ))``, ``c = ⌊k/2⌋`` (eq. 3.5; σ plays the role of a variance).
+
+    Example:
+        >>> gaussian_bump(3, 1.0)[1, 1]
+        tensor(1., dtype=torch.float64)
+    """
+    _check_kernel_size(kernel_size)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    offsets = torch.arange(kernel_size, dtype=dtype) - kernel_size // 2
+    return torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma))
+
+
+def shifted_bumps(bump: torch.Tensor) -> torch.Tensor:
+    """``C`` (eq. 3.6): block ``(i, j)`` is ``Z_σ`` cyclically shifted by ``(i − c, j − c)``, so its peak sits at
+    ``(i, j)``: the "dynamic" positive component that follows the block. ``C^B = C`` because ``Z_σ`` is symmetric about
+    its centre, with or without the wrap-around."""
+    k = bump.shape[0]
+    c = k // 2
+    return torch.stack([torch.stack([torch.roll(bump, (i - c, j - c), dims=(0, 1)) for j in range(k)]) for i in range(k)])
+
+
+def block_transpose(covariance: torch.Tensor) -> torch.Tensor:
+    """``T^B[i, j, l, m] = T[l, m, i, j]`` (eq. 3.7): ``(X ⊗ Y)^B = Y ⊗ X``."""
+    return covariance.permute(2, 3, 0, 1)
+
+
+def filter_covariance(kernel_size: int, sigma: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The thesis's covariance (eq. 3.10), ``T`` of shape ``(k, k, k, k)``, before the projection to PSD:
+
+    ``Σ = ½ [M ∘ (C − S) + S ∘ C]`` with ``S = 1 ⊗ Z_σ`` (block ``(i, j)`` is ``Z_σ``: a static, centred component),
+    ``M = Z_σ ⊗ 1`` (block ``(i, j)`` is the constant ``Z_σ[i, j]``: more variance near the centre) and ``C`` from
+    :func:`shifted_bumps`. It is the symmetric part ``½(Σ̂ + Σ̂^B)`` of ``Σ̂ = M ∘ (C − ½S)`` (eqs. 3.8–3.9).
+
+    Example:
+        >>> t = filter_covariance(9, 0.5)
+        >>> torch.equal(t, block_transpose(t))
+        True
+    """
+    bump = gaussian_bump(kernel_size, sigma, dtype)
+    k = kernel_size
+    static = bump.expand(k, k, k, k)  # S[i, j, l, m] = Z[l, m]
+    mask = bump[:, :, None, None].expand(k, k, k, k)  # M[i, j, l, m] = Z[i, j]
+    dynamic = shifted_bumps(bump)
+    return 0.5 * (mask * (dynamic - static) + static * dynamic)
+
+
+def nearest_psd(matrix: torch.Tensor) -> torch.Tensor:
+    """The nearest positive semi-definite matrix (in Frobenius norm) to a symmetric one: its negative eigenvalues set
+    to zero."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+    return (eigenvectors * eigenvalues.clamp_min(0)) @ eigenvectors.mT
+
+
+def sigma_schedule(depth: float, sigma0: float, velocity: float, acceleration: float) -> float:
+    """``σ(d) = σ0 + vσ·d + ½·aσ·d²`` (eq. 3.11), ``d ∈ [0, 1]`` the layer's relative depth ``(i − 1)/(D − 1)``:
+    filters become more diffuse with depth.
+
+    Example:
+        >>> sigma_schedule(1.0, 0.5, 0.5, 3.0)  # the last layer with the thesis's example values (Fig. 3.7)
+        2.5
+    """
+    return sigma0 + velocity * depth + 0.5 * acceleration * depth**2
+
+
+def sample_filters(covariance: torch.Tensor, count: int, mean: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """``count`` filters ``(count, k, k)`` from ``N(mean, Σ′)``, ``Σ′`` = ``covariance`` reshaped ``(k², k²)`` and
+    projected to PSD; pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the sample (eq. 3.1), i.e. row-major.
+
+    Example:
+        >>> sample_filters(filter_covariance(7, 1.0), 192).shape
+        torch.Size([192, 7, 7])
+    """
+    k = covariance.shape[0]
+    flat = covariance.reshape(k * k, k * k).double()
+    eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (flat + flat.mT))
+    root = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # Σ′ = root rootᵀ (the PSD projection)
+    noise = torch.randn(k * k, count, dtype=torch.float64, generator=generator)
+    filters = (root @ noise).mT
+    if mean is not None:
+        filters = filters + mean.reshape(1, k * k).double()
+    return filters.reshape(count, k, k)
+
+
+def empirical_covariance(filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(k, k)`` and covariance ``(k, k, k, k)`` of trained filters ``(count, k, k)`` (eq. 3.3)."""
+    count, k, _ = filters.shape
+    flat = filters.reshape(count, k * k).double()
+    mean = flat.mean(0)
+    centred = flat - mean
+    covariance = centred.mT @ centred / max(count - 1, 1)
+    return mean.reshape(k, k), covariance.reshape(k, k, k, k)
+
+
+def interpolate_by_depth(items: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+    """``count`` tensors at evenly spaced relative depths, linearly interpolated from ``items`` (also evenly spaced):
+    how the thesis transfers covariances from a shallower model to a deeper one."""
+    if count == 1 or len(items) == 1:
+        return [items[0].clone() for _ in range(count)] if len(items) == 1 else [items[0].clone()]
+    result = []
+    for index in range(count):
+        position = index / (count - 1) * (len(items) - 1)
+        low = min(int(position), len(items) - 2)
+        weight = position - low
+        result.append((1 - weight) * items[low] + weight * items[low + 1])
+    return result
+
+
+def _check_kernel_size(kernel_size: int) -> None:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(
+            f"the covariance construction needs an odd kernel size (its Gaussian bumps are centred on a pixel); got "
+            f"{kernel_size}"
+        )
