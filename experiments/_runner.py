@@ -20,8 +20,9 @@ stopped. Protocol, the same for every variant (so the baseline gets exactly the 
 metric, then the whole sweep, and draws ``docs/figures/<study>.png`` (the sweep, and learning curves at the best
 learning rates).
 
-A variant is a dict of mimetic options (``{}``: the family's preset) or ``None`` (transformers' default init). A cell
-trains either through :func:`hf_mimetic.train.synthetic.train_synthetic` (:class:`SyntheticRun`) or a training
+A variant is a dict of mimetic options (``{}``: the family's preset), ``None`` (transformers' default init) or, for
+script runs, :class:`Flags` (script flags with the default init, e.g. covariance transfer). A cell trains either
+through :func:`hf_mimetic.train.synthetic.train_synthetic` (:class:`SyntheticRun`) or a training
 script's ``main`` (:class:`ScriptRun`).
 """
 
@@ -48,6 +49,10 @@ SCRIPTS = ROOT.parent / "scripts"
 
 
 # ----------------------------------------------------------------------------------------------------- how a cell runs
+class Flags(dict):
+    """A variant that passes script flags (not mimetic options) and keeps the default init."""
+
+
 @dataclass
 class SyntheticRun:
     """Cells trained on a synthetic task with ``train_synthetic`` (the study's recipe: AdamW, cosine, 5% warmup)."""
@@ -105,7 +110,7 @@ class ScriptRun:
         self, variant: dict[str, Any] | None, learning_rate: float, seed: int, output_dir: Path, study_name: str
     ) -> dict[str, Any]:
         sys.path.insert(0, str(SCRIPTS))
-        init = {} if variant is None else {"mimetic_init": True, **variant}
+        init = variant if isinstance(variant, Flags) else {} if variant is None else {"mimetic_init": True, **variant}
         run = {"dataset_path": self.data_path(study_name), "output_dir": output_dir, "learning_rate": learning_rate,
                "seed": seed, "overwrite_output_dir": True}  # fmt: skip
         results = importlib.import_module(self.script).main(as_argv({**self.flags, **init, **run}))

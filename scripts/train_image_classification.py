@@ -25,9 +25,10 @@ from typing import Any, Optional
 import torch
 from datasets import Image
 from torchvision.transforms import v2
-from transformers import AutoConfig, HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
+from transformers import AutoConfig, AutoModel, HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
+from hf_mimetic import transfer_filter_covariance
 from hf_mimetic.registry import ImageSizes, family, image_types
 from hf_mimetic.train import (
     DataSourceArguments,
@@ -72,6 +73,11 @@ class ModelArguments:
     intermediate_size: Optional[int] = field(default=None, metadata={"help": "MLP width (default: 4 × hidden_size)"})
     kernel_size: int = field(default=9, metadata={"help": "ConvMixer's depthwise filter size"})
     mimetic_init: bool = field(default=False, metadata={"help": "initialise with hf_mimetic's mimetic init"})
+    filter_covariance_from: Optional[str] = field(
+        default=None,
+        metadata={"help": "covariance transfer (thesis §3.1.1): draw the depthwise filters from the covariances of this "
+                          "trained model's (a folder or Hub id)"},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.model_type not in image_types():
@@ -213,6 +219,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     set_seed(training_args.seed)  # the init depends only on --seed
     auto = family(model_args.model_type).auto()
     model = build_model(auto, config, model_args.mimetic_init, mimetic_args, checkpoint)
+    if model_args.filter_covariance_from is not None and checkpoint is None:
+        transfer_filter_covariance(AutoModel.from_pretrained(model_args.filter_covariance_from), model)
 
     metric = load_metric(data_args.metric)
 

