@@ -1,9 +1,13 @@
-"""``hf-mimetic`` (also ``python -m hf_mimetic``): the copy demo, and the structure the init creates.
+"""``hf-mimetic`` (also ``python -m hf_mimetic``): the copy demo, the structure the init creates, and pictures of it.
 
     hf-mimetic                          # = hf-mimetic demo: copy, Mamba 2, default vs mimetic (about 5 min on 2 cores)
     hf-mimetic structure                # per-layer structure of each registered model type, default → mimetic
     hf-mimetic structure --model_type vit
+    hf-mimetic inspect runs/vit/checkpoint-400 --model_type vit --init both --out figures/vit
     hf-mimetic coverage                 # the registry as a markdown table (the README's coverage table)
+
+``inspect`` takes model folders, Trainer checkpoint folders, Hub ids, and ``--model_type T`` to build one (``--init``
+default, mimetic or both), and draws them side by side (see :mod:`hf_mimetic.inspect.report`).
 
 The demo is one seed of the regime where the length-generalisation study (docs/RESULTS.md §4) found a robust
 difference over 3 seeds, each init at its own best learning rate from the same sweep.
@@ -12,8 +16,11 @@ difference over 3 seeds, each init at its own best learning rate from the same s
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import tempfile
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
@@ -112,6 +119,57 @@ def positive_int(text: str) -> int:
     return value
 
 
+def load_source(text: str) -> "Source":
+    """A model from a local folder (a saved model or a Trainer checkpoint) or, if ``text`` is no path, a Hub id."""
+    from transformers import AutoModel
+
+    from .inspect.report import Source
+
+    path = Path(text).expanduser()
+    if path.exists() or text.startswith((".", "/", "~")) or os.sep in text and text.count("/") != 1:
+        if not path.is_dir():
+            raise ValueError(f"{text}: no such folder")
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{text}: no config.json in it (expected a saved model or a Trainer checkpoint folder)")
+        try:
+            model = AutoModel.from_pretrained(path)
+        except (ValueError, KeyError) as error:
+            model_type = json.loads((path / "config.json").read_text()).get("model_type")
+            first = str(error).strip().splitlines()[0]
+            raise ValueError(f"{text}: cannot load model type {model_type!r} ({first})") from None
+        return Source(path.name if path.name != "." else text, model)
+    try:  # the Hub cache first: nothing is downloaded for a model already there
+        return Source(text, AutoModel.from_pretrained(text, local_files_only=True))
+    except OSError:
+        pass
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=5).close()
+    except OSError:
+        raise ValueError(f"{text}: not a local folder, and the Hugging Face Hub is unreachable (offline?)") from None
+    try:
+        model = AutoModel.from_pretrained(text)
+    except OSError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(f"{text}: not a local folder, and it could not be loaded from the Hugging Face Hub ({first})") from None
+    return Source(text, model)
+
+
+def inspect_command(args: argparse.Namespace) -> None:
+    from .inspect.report import Source, inspect_models
+
+    sources = [load_source(text) for text in args.sources]
+    inits = {"default": [False], "mimetic": [True], "both": [False, True]}[args.init]
+    for model_type in args.model_type or []:
+        for mimetic in inits:
+            kwargs = {"mimetic_init": True} if mimetic else {}
+            model = build(model_type, args.size, args.seed, **kwargs).base_model
+            sources.append(Source(f"{model_type} ({'mimetic' if mimetic else 'default'})", model))
+    if not sources:
+        raise ValueError("nothing to inspect: give a model folder, a checkpoint, a Hub id or --model_type")
+    data = inspect_models(sources, Path(args.out), crop=args.crop, layers=args.layers)
+    print(f"wrote {len(data['figures'])} figures, summary.json and summary.md to {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hf-mimetic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command")
@@ -122,7 +180,23 @@ def main(argv: list[str] | None = None) -> None:
     shown.add_argument("--model_type", choices=model_types(), action="append", help="repeatable; default: every type")
     shown.add_argument("--seed", type=int, default=0)
     commands.add_parser("coverage", help="the registered model types and the layers recognised, as a markdown table")
+    looked = commands.add_parser("inspect", help="figures and per-layer statistics of models' weights, side by side")
+    looked.add_argument("sources", nargs="*", metavar="SOURCE", help="a model folder, a Trainer checkpoint folder or a Hub id")
+    looked.add_argument("--model_type", choices=model_types(), action="append", help="also build one of this type (repeatable)")
+    looked.add_argument("--init", choices=["default", "mimetic", "both"], default="both", help="for --model_type")
+    looked.add_argument("--mimetic", dest="init", action="store_const", const="mimetic", help="= --init mimetic")
+    looked.add_argument("--size", choices=["tiny", "showcase"], default="showcase", help="for --model_type")
+    looked.add_argument("--seed", type=int, default=0)
+    looked.add_argument("--out", required=True, help="folder for the figures and summary.json / summary.md")
+    looked.add_argument("--crop", type=positive_int, help="show the central N×N block of each product")
+    looked.add_argument("--layers", type=int, nargs="+", help="draw only these layers (the summary has all)")
     args = parser.parse_args(argv)
+    if args.command == "inspect":
+        try:
+            inspect_command(args)
+        except (ValueError, OSError) as error:
+            parser.exit(2, f"hf-mimetic inspect: error: {str(error).strip().splitlines()[0]}\n")
+        return
     if args.command == "coverage":
         print(coverage_table())
     elif args.command == "structure":
