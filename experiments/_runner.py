@@ -29,6 +29,7 @@ script's ``main`` (:class:`ScriptRun`).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import json
 import math
@@ -251,9 +252,10 @@ def _run_cells(module: str, study_name: str, cells: list[tuple[str, float, int]]
             print(f"{record['key']}  ({record['seconds']:.0f} s)  {shown}", flush=True)
 
 
-def run(module: str, study_name: str, workers: int, only: list[str] | None = None) -> None:
+def run(module: str, study_name: str, workers: int, only: list[str] | None = None, sweep_only: bool = False) -> None:
     """Train the study's missing cells; ``only`` (``"variant:lr"`` items) restricts them, e.g. to finish the seeds
-    of each variant's best learning rate when the whole grid does not fit the time."""
+    of each variant's best learning rate when the whole grid does not fit the time; ``sweep_only`` stops after the
+    sweep (the first pass over a grid of studies, before choosing which cells get more seeds)."""
     study = importlib.import_module(module).STUDIES[study_name]
     if only and set(only) - study.grid():
         raise SystemExit(f"--only {sorted(set(only) - study.grid())} not in study {study_name}; its cells: {sorted(study.grid())}")
@@ -271,6 +273,8 @@ def run(module: str, study_name: str, workers: int, only: list[str] | None = Non
         if not edges:
             break
         _run_cells(module, study_name, [(v, lr, s) for s in study.sweep_seeds for v, lr in edges], workers)
+    if sweep_only:
+        return
     best = study.best_learning_rates(load(study_name))
     rest = [(v, best[v], s) for s in study.seeds if s not in study.sweep_seeds for v in study.variants if v in best]
     _run_cells(module, study_name, [c for c in rest if wanted(*c[:2])], workers)
@@ -288,7 +292,7 @@ def report(module: str, study_name: str, metric: str | None = None) -> str:
     metric = metric or study.metric
     records = load(study_name)
     if not records:
-        raise SystemExit(f"no results for {study_name}; run it first")
+        return f"### {study_name}: no results yet (run it first)"
     columns = [c.format(metric=metric) for c in study.columns]
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for record in records:
@@ -316,8 +320,10 @@ def report(module: str, study_name: str, metric: str | None = None) -> str:
 def figure(
     study_name: str, study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float], columns: list[str]
 ) -> None:
-    """Top: each reported metric against the learning rate (mean ± std over seeds). Bottom: the learning curves at
-    each variant's best learning rate (mean, and min–max over seeds)."""
+    """Top: each reported metric against the learning rate (mean ± std over seeds). Middle: the learning curves at
+    each variant's best learning rate (mean, and min–max over seeds). Bottom, when the runs logged it: the training
+    loss of every seed at each variant's best learning rate, one thin line per seed (a mean can hide a seed that
+    never leaves the chance loss)."""
     try:
         import matplotlib
 
@@ -326,13 +332,18 @@ def figure(
     except ImportError:
         print("matplotlib is not installed: skipping the figure (pip install matplotlib)")
         return
-    width = max(len(columns), len(study.curves))
-    fig, axes = plt.subplots(2, width, figsize=(4.2 * width, 7), squeeze=False)
+    losses = any(r.get("train_history") for runs in groups.values() for r in runs)
+    swept = len({lr for _, lr in groups}) > 1
+    shown = [v for v in study.variants if v in best]
+    width = max(len(columns) if swept else 1, len(study.curves), len(shown) if losses else 1)
+    rows = [row for row, wanted in (("sweep", swept), ("curves", True), ("losses", losses)) if wanted]
+    fig, axes = plt.subplots(len(rows), width, figsize=(3.6 * width, 3.5 * len(rows)), squeeze=False)
+    axes = dict(zip(rows, axes))
     for variant in study.variants:
         if variant not in best:
             continue
         lrs = sorted(lr for v, lr in groups if v == variant)
-        for ax, column in zip(axes[0], columns):
+        for ax, column in zip(axes.get("sweep", []), columns):
             values = [[r["results"][column] for r in groups[variant, lr]] for lr in lrs]
             ax.errorbar(lrs, [statistics.fmean(v) for v in values], yerr=[statistics.pstdev(v) for v in values],
                         marker="o", capsize=3, label=variant)  # fmt: skip
@@ -341,7 +352,7 @@ def figure(
             ax.set_xlabel("learning rate")
             ax.set_title(column, fontsize=9)
         runs = groups[(variant, best[variant])]
-        for ax, (key, transform) in zip(axes[1], study.curves.items()):
+        for ax, (key, transform) in zip(axes["curves"], study.curves.items()):
             series = [[(h["step"], transform(h[key])) for h in r["history"] if key in h] for r in runs]
             steps = [s for s, _ in series[0]]
             values = list(zip(*[[v for _, v in run] for run in series]))
@@ -349,12 +360,25 @@ def figure(
             ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2, color=line.get_color())
             ax.set_xlabel("step")
             ax.set_title(key, fontsize=9)
-    for ax in axes.flat:
+        if losses:
+            ax = axes["losses"][shown.index(variant)]
+            color = axes["curves"][0].lines[-1].get_color()
+            for run in runs:
+                history = run.get("train_history", [])
+                ax.plot([e["step"] for e in history], [e["loss"] for e in history], color=color, linewidth=0.9)
+            ax.set_xlabel("step")
+            ax.set_title(f"{variant}: training loss, each seed", fontsize=9)
+    for ax in (ax for row in axes.values() for ax in row):
         if not ax.has_data():
             ax.axis("off")
-    axes[0][0].legend(fontsize=7)
-    axes[1][0].legend(fontsize=7)
-    fig.suptitle(f"{study_name}: sweep (top) and learning curves at each variant's best learning rate (bottom)")
+    for row in ("sweep", "curves"):
+        if row in axes:
+            axes[row][0].legend(fontsize=7)
+    if losses:  # one scale for every variant's losses
+        top = max(ax.get_ylim()[1] for ax in axes["losses"] if ax.has_data())
+        for ax in axes["losses"]:
+            ax.set_ylim(0, top)
+    fig.suptitle(f"{study_name}: learning curves at each variant's best learning rate" + (", and the sweep (top)" if swept else ""))
     fig.tight_layout()
     FIGURES.mkdir(parents=True, exist_ok=True)
     fig.savefig(FIGURES / f"{study_name}.png", dpi=110)
@@ -365,21 +389,35 @@ def to_bits(nats: float) -> float:
     return nats / math.log(2)
 
 
-def main(studies: dict[str, Study], description: str | None) -> None:
-    """The ``run`` / ``report`` command line of the study file that calls it."""
+def main(studies: dict[str, Study], description: str | None,
+         commands: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] | None = None) -> None:  # fmt: skip
+    """The ``run`` / ``report`` command line of the study file that calls it (``--study`` takes several names, or
+    shell-style patterns such as ``map-mamba2-*``); ``commands`` adds the file's own (name → help, function)."""
     module = Path(sys.argv[0]).stem
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run_parser = commands.add_parser("run", help="train the missing cells of a study")
-    run_parser.add_argument("--study", choices=sorted(studies), required=True)
+    extra = commands or {}
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    run_parser = subparsers.add_parser("run", help="train the missing cells of studies")
+    run_parser.add_argument("--study", nargs="+", required=True, help=f"names or patterns: {sorted(studies)}")
     run_parser.add_argument("--workers", type=int, default=2, help="parallel runs (threads are split between them)")
     run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
-    report_parser = commands.add_parser("report", help="tables and the figure from the results")
-    report_parser.add_argument("--study", choices=sorted(studies), required=True)
+    run_parser.add_argument("--sweep_only", action="store_true", help="stop after the sweep seeds")
+    report_parser = subparsers.add_parser("report", help="tables and the figure from the results")
+    report_parser.add_argument("--study", nargs="+", required=True, help=f"names or patterns: {sorted(studies)}")
     report_parser.add_argument("--metric", help="fills {metric} in the study's columns, e.g. greedy_token_accuracy")
+    for name, (help_text, _) in extra.items():
+        subparsers.add_parser(name, help=help_text)
     args = parser.parse_args()
-    if args.command == "run":
-        run(module, args.study, args.workers, args.only)
-    else:
-        print(report(module, args.study, args.metric))
+    if args.command in extra:
+        extra[args.command][1](args)
+        return
+    names = [n for pattern in args.study for n in sorted(studies) if fnmatch.fnmatchcase(n, pattern)]
+    unknown = [p for p in args.study if not any(fnmatch.fnmatchcase(n, p) for n in studies)]
+    if unknown:
+        parser.error(f"no study matches {unknown}; the studies: {sorted(studies)}")
+    for name in dict.fromkeys(names):
+        if args.command == "run":
+            run(module, name, args.workers, args.only, args.sweep_only)
+        else:
+            print(report(module, name, args.metric) + "\n")

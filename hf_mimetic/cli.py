@@ -4,6 +4,7 @@
     hf-mimetic structure                # per-layer structure of each registered model type, default → mimetic
     hf-mimetic structure --model_type vit
     hf-mimetic inspect runs/vit/checkpoint-400 --model_type vit --init both --out figures/vit
+    hf-mimetic inspect init:runs/vit runs/vit --out figures/vit-trained   # a trained model against its init
     hf-mimetic coverage                 # the registry as a markdown table (the README's coverage table)
 
 ``inspect`` takes model folders, Trainer checkpoint folders, Hub ids, and ``--model_type T`` to build one (``--init``
@@ -119,12 +120,20 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load_source(text: str) -> "Source":
-    """A model from a local folder (a saved model or a Trainer checkpoint) or, if ``text`` is no path, a Hub id."""
-    from transformers import AutoModel
+def load_source(text: str, seed: int = 0) -> "Source":
+    """A model from a local folder (a saved model or a Trainer checkpoint) or, if ``text`` is no path, a Hub id;
+    ``init:FOLDER`` is a fresh model built (after ``torch.manual_seed(seed)``) from that folder's config, with its
+    recipe: what the trained model started from, if ``seed`` is its training seed."""
+    from transformers import AutoConfig, AutoModel
 
     from .inspect.report import Source
 
+    if text.startswith("init:"):
+        folder = Path(text[len("init:") :]).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"{text}: no config.json in {folder}")
+        torch.manual_seed(seed)
+        return Source(f"init of {folder.name}", AutoModel.from_config(AutoConfig.from_pretrained(folder)))
     path = Path(text).expanduser()
     if path.exists() or text.startswith((".", "/", "~")) or os.sep in text and text.count("/") != 1:
         if not path.is_dir():
@@ -157,7 +166,7 @@ def load_source(text: str) -> "Source":
 def inspect_command(args: argparse.Namespace) -> None:
     from .inspect.report import Source, inspect_models
 
-    sources = [load_source(text) for text in args.sources]
+    sources = [load_source(text, args.seed) for text in args.sources]
     inits = {"default": [False], "mimetic": [True], "both": [False, True]}[args.init]
     for model_type in args.model_type or []:
         for mimetic in inits:
@@ -181,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     shown.add_argument("--seed", type=int, default=0)
     commands.add_parser("coverage", help="the registered model types and the layers recognised, as a markdown table")
     looked = commands.add_parser("inspect", help="figures and per-layer statistics of models' weights, side by side")
-    looked.add_argument("sources", nargs="*", metavar="SOURCE", help="a model folder, a Trainer checkpoint folder or a Hub id")
+    looked.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="a model folder, a Trainer checkpoint folder, a Hub id, or init:FOLDER (a fresh model from "
+                             "that folder's config and recipe, seeded with --seed)")  # fmt: skip
     looked.add_argument("--model_type", choices=model_types(), action="append", help="also build one of this type (repeatable)")
     looked.add_argument("--init", choices=["default", "mimetic", "both"], default="both", help="for --model_type")
     looked.add_argument("--mimetic", dest="init", action="store_const", const="mimetic", help="= --init mimetic")

@@ -92,6 +92,20 @@ def test_a_trained_checkpoint_its_final_model_and_a_built_model_side_by_side(tmp
     data = json.loads((out / "summary.json").read_text())
     assert [s["name"] for s in data["sources"]] == ["checkpoint-1", "run", "vit (mimetic)"]
     assert "wrote" in capsys.readouterr().out
+    # init:FOLDER rebuilds what the run started from: its config, its recipe, the training seed.
+    cli_main(["inspect", f"init:{output}", str(output), "--seed", "0", "--out", str(tmp_path / "against-init")])
+    init, trained = json.loads((tmp_path / "against-init" / "summary.json").read_text())["sources"]
+    assert init["name"] == "init of run" and init["mimetic_config"] == trained["mimetic_config"]
+    started = build("vit", config=train_image_classification_config(output))
+    assert init["layers"][0]["qk_diag"] == pytest.approx(
+        diag_and_off(vit_products(started)[0][0])[0], abs=1e-6
+    )
+
+
+def train_image_classification_config(folder: Path):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(folder)
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,159 @@
+"""Where mimetic init helps, mapped (issue 16): Mamba 2 and Mamba 1 on copy and MQAR over depth × state × width, and
+a ViT on digits over training budget × augmentation, each init at its own best learning rate; and the steps it saves.
+
+    python experiments/where_it_helps.py run --study "map-mamba2-*-s200" --sweep_only   # pass 1: one seed, the sweep
+    python experiments/where_it_helps.py run --study map-mamba2-copy-d2-n32-w128-s200   # pass 2: seeds 1, 2 at the best
+    python experiments/where_it_helps.py map                                            # tables + heat maps
+
+Every cell is a :class:`~_runner.Study` of default vs mimetic init with the learning-rate sweep {3e-3, 1e-2} on seed
+0 (the two rates that won every earlier sweep, docs/RESULTS.md §4), then seeds 1 and 2 at each init's best rate.
+``map`` reports, per cell, mimetic − default at L, 2L and 4L (means over the seeds that ran), whether each best rate
+sits at the edge of the sweep, and the steps saved: the first evaluation step at which mimetic init's mean 2L
+accuracy reaches the default's final one, as a fraction of the budget (``1 − fraction`` saved; "never" if it does
+not). Evaluations every tenth of the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from _data import make_digits
+from _runner import FIGURES, RESULTS, ScriptRun, Study, SyntheticRun, load, main
+
+INITS = {"default": None, "mimetic": {}}
+LEARNING_RATES = [3e-3, 1e-2]
+TASKS = {
+    "copy": {"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_examples": 64, "greedy_eval": False},
+    "mqar": {"task": "mqar", "vocab_size": 128, "train_max_len": 16, "eval_examples": 64},
+}
+GRID = {  # architecture → (depths, states, widths) of the first pass
+    "mamba2": ((2, 4, 8), (32, 128), (128, 256)),
+    "mamba": ((2, 4), (32,), (128, 256)),  # Mamba 1 is ~3× slower on the CPU: the thesis's state 32, depth ≤ 4
+}
+
+
+def cell_name(arch: str, task: str, depth: int, state: int, width: int, steps: int) -> str:
+    return f"map-{arch}-{task}-d{depth}-n{state}-w{width}-s{steps}"
+
+
+def synthetic_cell(arch: str, task: str, depth: int, state: int, width: int, steps: int) -> Study:
+    model = {"model_type": arch, "hidden_size": width, "num_layers": depth, "state_size": state, "head_dim": 64}
+    lengths = [TASKS[task]["train_max_len"] * k for k in (1, 2, 4)]
+    return Study(
+        SyntheticRun(model, TASKS[task], max_steps=steps, eval_steps=steps // 10), INITS, LEARNING_RATES,
+        metric="tf_token_accuracy", select=f"L{lengths[1]}_{{metric}}", columns=[f"L{n}_{{metric}}" for n in lengths],
+        curves={f"eval_L{n}_token_accuracy": float for n in lengths}, seeds=[0, 1, 2], sweep_seeds=[0],
+    )  # fmt: skip
+
+
+STUDIES: dict[str, Study] = {}
+for arch, (depths, states, widths) in GRID.items():
+    for task in TASKS:
+        for depth in depths:
+            for state in states:
+                for width in widths:
+                    for steps in (200, 1000):
+                        STUDIES[cell_name(arch, task, depth, state, width, steps)] = synthetic_cell(arch, task, depth, state, width, steps)
+
+# ViT on scikit-learn's digits (the digits-vit study's model): the gain over the budget, with the script's
+# augmentation and without. Budgets of 200 and 800 steps get the sweep; 3200 steps runs at each init's best rate at
+# 800 steps (a 3200-step sweep did not fit the CPU budget).
+DIGITS_VIT = {
+    "use_cpu": True, "disable_tqdm": True, "save_strategy": "no", "report_to": "none", "eval_strategy": "steps",
+    "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "weight_decay": 0.01, "image_size": 16, "patch_size": 2,
+    "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "per_device_train_batch_size": 64,
+    "per_device_eval_batch_size": 128, "horizontal_flip": False,
+}  # fmt: skip
+ACCURACY = {"select": "eval_accuracy", "columns": ["eval_accuracy", "test_accuracy"], "curves": {"eval_accuracy": float}}
+for augment in (True, False):
+    for steps in (200, 800, 3200):
+        flags = {**DIGITS_VIT, "max_steps": steps, "eval_steps": steps // 10, "logging_steps": steps // 10, "no_augment": not augment}
+        STUDIES[f"map-vit-digits-{'aug' if augment else 'noaug'}-s{steps}"] = Study(
+            ScriptRun("train_image_classification", make_digits, flags, data="digits"), INITS,
+            [1e-3, 2e-3, 4e-3] if steps < 3200 else [2e-3], **ACCURACY, seeds=[0, 1, 2],
+            sweep_seeds=[0] if steps < 3200 else None,
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------------- map
+def cell_summary(name: str) -> dict[str, Any] | None:
+    """mimetic − default per reported column at each init's best learning rate, the edges, and the steps saved."""
+    study, records = STUDIES[name], load(name)
+    best = study.best_learning_rates(records)
+    if set(best) != set(INITS):
+        return None
+    runs = {init: [r for r in records if r["variant"] == init and r["learning_rate"] == best[init]] for init in INITS}
+    columns = [c.format(metric=study.metric) for c in study.columns]
+    mean = {init: {c: statistics.fmean(r["results"][c] for r in runs[init]) for c in columns} for init in INITS}
+    curve = next(iter(study.curves)) if len(study.curves) == 1 else list(study.curves)[1]  # 2L for synthetic tasks
+    by_step: dict[str, dict[int, list[float]]] = {init: {} for init in INITS}
+    for init in INITS:
+        for record in runs[init]:
+            for entry in record["history"]:
+                if curve in entry:
+                    by_step[init].setdefault(entry["step"], []).append(entry[curve])
+    steps = sorted(by_step["default"])
+    saved = None
+    if steps:
+        target = statistics.fmean(by_step["default"][steps[-1]])
+        reached = [s for s in sorted(by_step["mimetic"]) if statistics.fmean(by_step["mimetic"][s]) >= target]
+        saved = 1 - reached[0] / steps[-1] if reached else None
+    swept = study.scores(records, study.metric, study.sweep_seeds)
+    edge = {init: best[init] in (min(swept[init]), max(swept[init])) and len(swept[init]) > 1 for init in INITS}
+    return {
+        "cell": name, "seeds": {init: len(runs[init]) for init in INITS}, "best_lr": best, "edge": edge,
+        "default": mean["default"], "mimetic": mean["mimetic"],
+        "gain": {c: mean["mimetic"][c] - mean["default"][c] for c in columns}, "steps_saved": saved,
+    }  # fmt: skip
+
+
+def map_command(args) -> None:
+    """Markdown tables of every cell with results, ``experiments/results/map.json``, and heat maps of the 2L gain."""
+    cells = [summary for name in STUDIES if (summary := cell_summary(name)) is not None]
+    (RESULTS / "map.json").write_text(json.dumps(cells, indent=2))
+    print("| cell | seeds (default/mimetic) | lr (default/mimetic) | gain at L, 2L, 4L (or val, test) | steps saved |")
+    print("|---|---:|---:|---:|---:|")
+    for cell in cells:
+        lrs = "/".join(f"{cell['best_lr'][i]:g}{'*' if cell['edge'][i] else ''}" for i in INITS)
+        gains = ", ".join(f"{g:+.3f}" for g in cell["gain"].values())
+        saved = "never" if cell["steps_saved"] is None else f"{cell['steps_saved']:.0%}"
+        print(f"| {cell['cell']} | {cell['seeds']['default']}/{cell['seeds']['mimetic']} | {lrs} | {gains} | {saved} |")
+    print("\n\\* best learning rate at the edge of the sweep.")
+    heatmaps(cells)
+
+
+def heatmaps(cells: list[dict[str, Any]]) -> None:
+    """``docs/figures/map-<arch>-<task>-s<steps>.png``: the 2L gain over depth (rows) × state and width (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_name = {c["cell"]: c for c in cells}
+    for arch, (depths, states, widths) in GRID.items():
+        for task in TASKS:
+            for steps in (200, 1000):
+                columns = [(n, w) for n in states for w in widths]
+                grid = [[by_name.get(cell_name(arch, task, d, n, w, steps)) for n, w in columns] for d in depths]
+                if not any(c for row in grid for c in row):
+                    continue
+                gain = [[list(c["gain"].values())[1] if c else float("nan") for c in row] for row in grid]
+                figure, ax = plt.subplots(figsize=(1.3 * len(columns) + 1.5, 1.0 * len(depths) + 1.2))
+                image = ax.imshow(gain, cmap="RdBu", vmin=-1, vmax=1)
+                for i, row in enumerate(grid):
+                    for j, c in enumerate(row):
+                        if c:
+                            ax.text(j, i, f"{gain[i][j]:+.2f}\n{sum(c['seeds'].values()) // 2} seed(s)", ha="center", va="center", fontsize=7)
+                ax.set_xticks(range(len(columns)), [f"N={n}\nd={w}" for n, w in columns], fontsize=7)
+                ax.set_yticks(range(len(depths)), [f"{d} layers" for d in depths], fontsize=7)
+                ax.set_title(f"{arch} {task}, {steps} steps: mimetic − default at 2L", fontsize=8)
+                figure.colorbar(image, ax=ax, fraction=0.046)
+                figure.tight_layout()
+                figure.savefig(FIGURES / f"map-{arch}-{task}-s{steps}.png", dpi=110)
+                plt.close(figure)
+
+
+if __name__ == "__main__":
+    main(STUDIES, __doc__, {"map": ("tables and heat maps over every cell with results", map_command)})
