@@ -132,8 +132,11 @@ def load_source(text: str, seed: int = 0) -> "Source":
         folder = Path(text[len("init:") :]).expanduser()
         if not (folder / "config.json").is_file():
             raise ValueError(f"{text}: no config.json in {folder}")
+        config = AutoConfig.from_pretrained(folder)
+        # The class users train of a registered type (the draws depend on it: a base model with a pooler draws more).
+        auto = family(config.model_type).auto() if config.model_type in model_types() else AutoModel
         torch.manual_seed(seed)
-        return Source(f"init of {folder.name}", AutoModel.from_config(AutoConfig.from_pretrained(folder)))
+        return Source(f"init of {folder.name}", auto.from_config(config).base_model)
     path = Path(text).expanduser()
     if path.exists() or text.startswith((".", "/", "~")) or os.sep in text and text.count("/") != 1:
         if not path.is_dir():
