@@ -2,6 +2,7 @@
 
     python benchmarks/bench_init.py                       # ViT-Tiny, ViT-B/16, GPT-2 small, Mamba-130M
     python benchmarks/bench_init.py --models llama-gqa bert-base jamba-small   # the families of issue 13
+    python benchmarks/bench_init.py --models convmixer-768-32 convnext-tiny     # the conv init (issue 14: ≤ 1.1×)
     python benchmarks/bench_init.py --models gpt2-xl      # 1.5B parameters: ~12 GB of RAM for the two builds
     python benchmarks/bench_init.py --scaling             # extra seconds per layer as d grows (GPT-2 blocks)
 
@@ -22,6 +23,7 @@ from transformers import (
     AutoModelForImageClassification,
     AutoModelForMaskedLM,
     BertConfig,
+    ConvNextConfig,
     GPT2Config,
     JambaConfig,
     LlamaConfig,
@@ -30,6 +32,7 @@ from transformers import (
 )
 
 import hf_mimetic  # noqa: F401  (installs the hook)
+from hf_mimetic import ConvMixerConfig
 
 MODELS = {
     # The thesis's CIFAR-10 model (§3.2.4).
@@ -42,6 +45,10 @@ MODELS = {
     "llama-gqa": (AutoModelForCausalLM, lambda: LlamaConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                                                               num_key_value_heads=4, intermediate_size=2048, vocab_size=32000)),
     "bert-base": (AutoModelForMaskedLM, BertConfig),
+    # The thesis's ImageNet ConvMixer-768/32 (§2: 7×7 patches, 7×7 filters) and ConvNeXt-T (transformers' default).
+    "convmixer-768-32": (AutoModelForImageClassification, lambda: ConvMixerConfig(hidden_size=768, depth=32, kernel_size=7,
+                                                                                 patch_size=7, num_labels=1000)),
+    "convnext-tiny": (AutoModelForImageClassification, lambda: ConvNextConfig(num_labels=1000)),
     # A Jamba-shaped hybrid at GPT-2 small's width: Mamba layers, attention every 4th layer, 8 experts every 2nd.
     "jamba-small": (AutoModelForCausalLM, lambda: JambaConfig(hidden_size=768, num_hidden_layers=8, num_attention_heads=12,
                                                                 num_key_value_heads=4, intermediate_size=2048, vocab_size=32000,
@@ -97,8 +104,8 @@ def main() -> None:
         auto, make_config = MODELS[name]
         with torch.device("meta"):
             params = sum(p.numel() for p in auto.from_config(make_config()).parameters())
-        # qk_svd is an attention option; SSM models take their preset unchanged.
-        mimetic = {} if name.startswith("mamba") else {"mimetic_config": {"qk_svd": args.qk_svd}}
+        # qk_svd is an attention option; SSM and conv models take their preset unchanged.
+        mimetic = {} if name.startswith(("mamba", "conv")) else {"mimetic_config": {"qk_svd": args.qk_svd}}
         default, with_init = measure(auto, make_config, args.repeats, **mimetic)
         print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {with_init / default:.2f} |", flush=True)
     if args.scaling:
