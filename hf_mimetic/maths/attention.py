@@ -264,13 +264,16 @@ def grouped_vo_factors(
         raise ValueError(f"num_heads {num_heads} must be a multiple of num_kv_heads {num_kv_heads}")
     if sign not in (-1, 1):
         raise ValueError(f"vo_sign must be -1 or +1, got {sign!r}")
-    target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=torch.float64, device=device)
+    target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     target.mul_(alpha).diagonal().add_(sign * beta)
     rank = min(hidden_size, width)
-    u, s, vh = torch.linalg.svd(target)
-    root = s[:rank].sqrt()
+    # Top-m SVD through M Mᵀ = U Σ² Uᵀ (eigh, float64, as vo_factors): W_V W̃_O = U_m U_mᵀ M, the rank-m truncation.
+    target64 = target.double()
+    eigenvalues, u = torch.linalg.eigh(target64 @ target64.T)
+    u, eigenvalues = u[:, -rank:].flip(-1), eigenvalues[-rank:].flip(-1)
+    root = eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).sqrt().sqrt()  # Σ_m^½
     embed = random_orthonormal(width, rank, dtype=torch.float64, device=device) if width > rank else None
-    w_v, w_o_sum = u[:, :rank] * root, root.unsqueeze(-1) * vh[:rank]  # (d, m), (m, d)
+    w_v, w_o_sum = u * root, (u.T @ target64) / root.unsqueeze(-1)  # (d, m), (m, d) = Σ_m^½ V_mᵀ
     if embed is not None:
         w_v, w_o_sum = w_v @ embed.T, embed @ w_o_sum
     group = num_heads // num_kv_heads

@@ -35,7 +35,9 @@ def shifted_bumps(bump: torch.Tensor) -> torch.Tensor:
     its centre, with or without the wrap-around."""
     k = bump.shape[0]
     c = k // 2
-    return torch.stack([torch.stack([torch.roll(bump, (i - c, j - c), dims=(0, 1)) for j in range(k)]) for i in range(k)])
+    # roll(Z, (i − c, j − c))[l, m] = Z[(l − i + c) mod k, (m − j + c) mod k], for every block (i, j) at once.
+    index = (torch.arange(k)[None, :] - torch.arange(k)[:, None] + c) % k  # index[i, l] = (l − i + c) mod k
+    return bump[index[:, None, :, None], index[None, :, None, :]]
 
 
 def block_transpose(covariance: torch.Tensor) -> torch.Tensor:
@@ -94,8 +96,8 @@ def sample_filters(covariance: torch.Tensor, count: int, mean: torch.Tensor | No
     flat = covariance.reshape(k * k, k * k).double()
     eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (flat + flat.mT))
     root = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # Σ′ = root rootᵀ (the PSD projection)
-    noise = torch.randn(k * k, count, dtype=torch.float64, generator=generator)
-    filters = (root @ noise).mT
+    noise = torch.randn(k * k, count, generator=generator)
+    filters = (root.float() @ noise).mT.double()
     if mean is not None:
         filters = filters + mean.reshape(1, k * k).double()
     return filters.reshape(count, k, k)
