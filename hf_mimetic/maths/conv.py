@@ -96,7 +96,7 @@ def sample_filters(covariance: torch.Tensor, count: int, mean: torch.Tensor | No
     flat = covariance.reshape(k * k, k * k).double()
     eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (flat + flat.mT))
     root = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # Σ′ = root rootᵀ (the PSD projection)
-    noise = torch.randn(k * k, count, generator=generator)
+    noise = torch.randn(k * k, count, dtype=torch.float32, generator=generator)  # explicit: models may set bf16 as default
     filters = (root.float() @ noise).mT.double()
     if mean is not None:
         filters = filters + mean.reshape(1, k * k).double()
