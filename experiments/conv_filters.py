@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from _data import make_digits, make_mnist
 from _runner import RUNS, Flags, ScriptRun, Study, cell_key, main
+from small_data import DIGITS_VIT
 
 CONVMIXER = {
     "use_cpu": True, "disable_tqdm": True, "save_strategy": "no", "report_to": "none", "eval_strategy": "steps",
@@ -68,12 +69,7 @@ STUDIES["mnist-convmixer-mlp-mean"] = Study(
     learning_rates=[5e-3], seeds=[0, 1, 2], **ACCURACY,
 )  # fmt: skip
 STUDIES["digits-vit-mlp-mean"] = Study(
-    ScriptRun("train_image_classification", make_digits, {
-        "use_cpu": True, "disable_tqdm": True, "save_strategy": "no", "report_to": "none", "eval_strategy": "steps",
-        "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "weight_decay": 0.01, "image_size": 16, "patch_size": 2,
-        "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "per_device_train_batch_size": 64,
-        "per_device_eval_batch_size": 128, "max_steps": 400, "eval_steps": 50, "logging_steps": 50,
-        "horizontal_flip": False}, data="digits"),
+    ScriptRun("train_image_classification", make_digits, DIGITS_VIT, data="digits"),
     {"mimetic": {}, **{name: {"mlp_mean": m} for name, m in MEANS.items()}},
     learning_rates=[2e-3], seeds=[0, 1, 2], **ACCURACY,
 )  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 
 from _data import make_digits
 from _runner import FIGURES, RESULTS, ScriptRun, Study, SyntheticRun, load, main
+from small_data import DIGITS_VIT  # the digits-vit study's model and recipe
 
 INITS = {"default": None, "mimetic": {}}
 LEARNING_RATES = [3e-3, 1e-2]
@@ -62,12 +63,6 @@ STUDIES: dict[str, Study] = {
 # ViT on scikit-learn's digits (the digits-vit study's model): the gain over the budget, with the script's
 # augmentation and without. Budgets of 200 and 800 steps get the sweep; 3200 steps runs at each init's best rate at
 # 800 steps (a 3200-step sweep did not fit the CPU budget).
-DIGITS_VIT = {
-    "use_cpu": True, "disable_tqdm": True, "save_strategy": "no", "report_to": "none", "eval_strategy": "steps",
-    "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "weight_decay": 0.01, "image_size": 16, "patch_size": 2,
-    "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "per_device_train_batch_size": 64,
-    "per_device_eval_batch_size": 128, "horizontal_flip": False,
-}  # fmt: skip
 ACCURACY = {"select": "eval_accuracy", "columns": ["eval_accuracy", "test_accuracy"], "curves": {"eval_accuracy": float}}
 for augment in (True, False):
     for steps in (200, 800, 3200):
