@@ -1,7 +1,7 @@
 """Structure of initialised models, per family, recomputed here from the raw module weights (not via the adapters).
 
 A wrong transpose still gives a plausible matrix with the right spectrum, but not the negative VO diagonal or the
-positive QK diagonal: so every product below is rebuilt from ``module.weight`` following the layouts in METHOD.md.
+positive QK diagonal: so every product below is rebuilt from ``module.weight`` following transformers' layouts.
 """
 
 from __future__ import annotations
