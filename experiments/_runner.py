@@ -310,11 +310,35 @@ def report(module: str, study_name: str, metric: str | None = None) -> str:
         "mean ± std [min, max] over its seeds", "", *header, *(row(v, best[v]) for v in study.variants if v in best),
         "", "Whole sweep:", "", *header, *(row(v, lr) for v, lr in sorted(groups)),
     ]  # fmt: skip
+    lines += loss_table(study, groups, best)
     seconds = [r["seconds"] for r in records if "seconds" in r]
     if seconds:
         lines += ["", f"{len(records)} runs, {statistics.fmean(seconds):.0f} s each ({sum(seconds) / 3600:.1f} h of worker time)."]
     figure(study_name, study, groups, best, columns)
     return "\n".join(lines)
+
+
+def loss_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float]) -> list[str]:
+    """When the runs logged their training loss: its value at 10%, 25% and 50% of the budget at each variant's best
+    learning rate, mean [min, max] over seeds (how fast each starts; a mean can hide a seed stuck at chance)."""
+    runs = {v: groups[(v, best[v])] for v in study.variants if v in best}
+    if not any(r.get("train_history") for rs in runs.values() for r in rs):
+        return []
+    budget = max(e["step"] for rs in runs.values() for r in rs for e in r.get("train_history", []))
+    marks = [max(1, round(budget * f)) for f in (0.1, 0.25, 0.5)]
+
+    def at(run: dict[str, Any], step: int) -> float:
+        return min(run["train_history"], key=lambda e: abs(e["step"] - step))["loss"]
+
+    lines = ["", "Training loss at each variant's best learning rate, mean [min, max] over seeds:", "",
+             "| variant | " + " | ".join(f"step {m}" for m in marks) + " |", "|---|" + "---:|" * len(marks)]  # fmt: skip
+    for variant, rs in runs.items():
+        cells = []
+        for mark in marks:
+            values = [at(r, mark) for r in rs if r.get("train_history")]
+            cells.append(f"{statistics.fmean(values):.2f} [{min(values):.2f}, {max(values):.2f}]")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def figure(
