@@ -20,7 +20,7 @@ from .layouts.base import Layout
 from .registry import FAMILIES, layout_of, recognised_modules
 
 #: Preset for models whose type is not registered but whose layers are recognised, by the first kind found.
-FALLBACK_PRESET = {"attention": "vision", "positions": "vision", "mlp": "vision", "ssm": "ssm"}
+FALLBACK_PRESET = {"attention": "vision", "positions": "vision", "mlp": "vision", "ssm": "ssm", "conv": "conv"}
 _CACHE = "_hf_mimetic_plan"
 
 
