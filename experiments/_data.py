@@ -55,8 +55,9 @@ def make_mnist(path: Path) -> None:
 def make_text(path: Path) -> None:
     """``pydoc_data.topics`` (the help texts that ship with Python) as lines: the first 80% of characters for
     training, the next 10% for validation, the last 10% for testing."""
-    from datasets import Dataset, DatasetDict
     from pydoc_data.topics import topics
+
+    from datasets import Dataset, DatasetDict
 
     lines = "".join(topics[name] for name in sorted(topics)).splitlines(keepends=True)
     total, seen, bounds = sum(map(len, lines)), 0, []

@@ -21,8 +21,9 @@ import json
 import os
 import socket
 import tempfile
-from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -32,6 +33,9 @@ from .layouts.attention import AttentionLayout
 from .maths.attention import expected_qk_diagonal
 from .plan import find_targets
 from .registry import build, family, model_types
+
+if TYPE_CHECKING:
+    from .inspect.report import Source
 
 # The study's regime (experiments/length_generalization.py, study "copy-mamba2"): thesis-like Mamba 2, copy, L = 50,
 # 200 steps, each init at its best learning rate of the sweep {3e-4, 1e-3, 3e-3, 1e-2}.
@@ -84,7 +88,12 @@ def coverage_table() -> str:
 
 def _train_copy(mimetic_init: bool, learning_rate: float, seed: int, steps: int, threads: int) -> dict:
     from .train import MimeticArguments
-    from .train.synthetic import SyntheticModelArguments, SyntheticTaskArguments, study_training_arguments, train_synthetic
+    from .train.synthetic import (
+        SyntheticModelArguments,
+        SyntheticTaskArguments,
+        study_training_arguments,
+        train_synthetic,
+    )
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as output_dir:

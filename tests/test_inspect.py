@@ -4,7 +4,6 @@ side-by-side panels; checkpoints; and one clear error line for bad sources."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path

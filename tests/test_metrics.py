@@ -11,6 +11,14 @@ import pytest
 import torch
 from torch import nn
 
+from hf_mimetic.tasks import (
+    IGNORE_INDEX,
+    TaskCollator,
+    TaskConfig,
+    from_zoology,
+    make_eval_dataset,
+    zoology_multiquery_ar,
+)
 from hf_mimetic.tasks.metrics import (
     argmax_logits,
     compute_metrics,
@@ -20,14 +28,6 @@ from hf_mimetic.tasks.metrics import (
     greedy_generate,
     split_prompt_answer,
     teacher_forced_metrics,
-)
-from hf_mimetic.tasks import (
-    IGNORE_INDEX,
-    TaskCollator,
-    TaskConfig,
-    from_zoology,
-    make_eval_dataset,
-    zoology_multiquery_ar,
 )
 
 # Two rows of aligned labels: row 0 scores tokens 2..4, row 1 tokens 1..2.

@@ -20,7 +20,6 @@ from hf_mimetic.inspect import structure
 from hf_mimetic.layouts.positions import PIXEL_RMS
 from hf_mimetic.maths.attention import expected_qk_diagonal
 from hf_mimetic.maths.conv import filter_covariance, nearest_psd, sigma_schedule
-from hf_mimetic.maths.ssm import DELTA_ONE_BIAS
 from hf_mimetic.plan import find_targets
 
 

@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_mimetic.train.synthetic import MimeticArguments, SyntheticModelArguments, study_training_arguments, train_synthetic
+from hf_mimetic.train.synthetic import (
+    MimeticArguments,
+    SyntheticModelArguments,
+    study_training_arguments,
+    train_synthetic,
+)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 import gradio_client  # noqa: E402

@@ -8,8 +8,8 @@ from conftest import build, gpt2_config, mamba2_config, mamba_config
 from transformers.models.mamba import modeling_mamba
 from transformers.models.mamba2 import modeling_mamba2
 
-from hf_mimetic.maths.ssm import ssm_attention_matrix
 from hf_mimetic.inspect.ssm_maps import attention_maps, capture_scan_inputs
+from hf_mimetic.maths.ssm import ssm_attention_matrix
 
 
 def recurrent_scan(x, delta, a, b, c):

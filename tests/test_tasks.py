@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from hf_mimetic.tasks import mqar
 from hf_mimetic.tasks import (
     IGNORE_INDEX,
     ZOOLOGY_FILLER_ID,
@@ -23,7 +22,7 @@ from hf_mimetic.tasks import (
     make_example,
     make_train_dataset,
     make_train_example,
-
+    mqar,
     sample_example,
     to_zoology,
     zoology_gap_probabilities,

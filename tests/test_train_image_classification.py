@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from conftest import assert_resume_loses_nothing
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from PIL import Image as PILImage
 from transformers import AutoModelForImageClassification
 
-from conftest import assert_resume_loses_nothing
 from hf_mimetic.inspect import structure
 
 ROOT = Path(__file__).resolve().parents[1]

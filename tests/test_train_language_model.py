@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_resume_loses_nothing
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import assert_resume_loses_nothing
 from hf_mimetic.inspect import structure
 from hf_mimetic.train import load_splits
 

@@ -3,7 +3,8 @@
     python spaces/copy_recall/app.py      # then open http://127.0.0.1:7860
 
 Training is hf_mimetic's own (:mod:`side_by_side` runs ``hf_mimetic.train.synthetic.train_synthetic`` once per init, in two
-threads); the attention maps come from :mod:`hf_mimetic.inspect.ssm_maps` and the copies from ``hf_mimetic.tasks.metrics``.
+threads); the attention maps come from :mod:`hf_mimetic.inspect.ssm_maps` and the copies from
+``hf_mimetic.tasks.metrics``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 from matplotlib.figure import Figure
 from side_by_side import INITS, STEPS_RANGE, TASK_LIMITS, RunSettings, SideBySideRun
 
-from hf_mimetic.tasks.metrics import greedy_generate, split_prompt_answer
 from hf_mimetic.inspect.ssm_maps import attention_maps
 from hf_mimetic.tasks import format_prompt_answer, make_example
+from hf_mimetic.tasks.metrics import greedy_generate, split_prompt_answer
 
 TASKS = [("Copy", "copy"), ("Stack copy (reversed)", "stack_copy"), ("MQAR (associative recall)", "mqar")]
 ARCHITECTURES = [("Mamba 2", "mamba2"), ("Mamba 1", "mamba")]

@@ -21,6 +21,7 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments
 
 import hf_mimetic  # noqa: F401  (installs the mimetic_init hook and the fast Mamba 1 scan)
+from hf_mimetic.tasks import TaskConfig
 from hf_mimetic.train.synthetic import (
     MimeticArguments,
     SyntheticModelArguments,
@@ -28,7 +29,6 @@ from hf_mimetic.train.synthetic import (
     study_training_arguments,
     train_synthetic,
 )
-from hf_mimetic.tasks import TaskConfig
 
 INITS = ("default", "mimetic")
 
