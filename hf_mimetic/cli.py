@@ -178,6 +178,10 @@ def load_source(text: str, seed: int = 0) -> "Source":
 def inspect_command(args: argparse.Namespace) -> None:
     from .inspect.report import Source, inspect_models
 
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("the figures need matplotlib: pip install 'hf_mimetic[inspect]'") from None
     sources = [load_source(text, args.seed) for text in args.sources]
     inits = {"default": [False], "mimetic": [True], "both": [False, True]}[args.init]
     for model_type in args.model_type or []:
