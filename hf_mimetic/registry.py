@@ -70,9 +70,12 @@ def vision_transformer(sizes: ImageSizes) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def attention_lm(sizes: LMSizes, kv_heads: bool = False) -> dict[str, Any]:
-    """Config kwargs of an attention decoder (transformers' standard names; ``attribute_map`` renames them);
-    ``kv_heads``: the family takes ``num_key_value_heads`` (grouped-query attention)."""
+def attention_lm(sizes: LMSizes, kv_heads: bool = False, mlp: str | None = None) -> dict[str, Any]:
+    """Config kwargs of an attention decoder (transformers' standard names; ``attribute_map`` renames them).
+
+    ``kv_heads``: the family takes ``num_key_value_heads`` (grouped-query attention). ``mlp``: ``"gated"`` (Llama's
+    gate/up/down) gets the usual width 8d/3 rounded up to a multiple of 64, ``"plain"`` 4d, ``None`` the config's own
+    rule (GPT-2's ``n_inner``); the configs' fixed defaults (Llama's 11008) belong to far wider models."""
     if sizes.hidden_size % sizes.head_dim:
         raise ValueError(f"head_dim {sizes.head_dim} must divide hidden_size {sizes.hidden_size}")
     heads, last = sizes.hidden_size // sizes.head_dim, sizes.vocab_size - 1
@@ -80,6 +83,10 @@ def attention_lm(sizes: LMSizes, kv_heads: bool = False) -> dict[str, Any]:
         hidden_size=sizes.hidden_size, num_hidden_layers=sizes.num_layers, num_attention_heads=heads,
         max_position_embeddings=sizes.max_positions, vocab_size=sizes.vocab_size, bos_token_id=last, eos_token_id=last,
     )  # fmt: skip
+    if mlp == "gated":
+        config["intermediate_size"] = -(-8 * sizes.hidden_size // 3 // 64) * 64
+    elif mlp == "plain":
+        config["intermediate_size"] = 4 * sizes.hidden_size
     if sizes.num_kv_heads is not None:
         if not kv_heads:
             raise ValueError("this model type has no grouped-query attention: leave num_kv_heads unset")

@@ -77,13 +77,13 @@ register(Family(
     "phi3", preset="decoder", auto_class="AutoModelForCausalLM",
     tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
               vocab_size=64, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0),
-    lm_config=partial(attention_lm, kv_heads=True),
+    lm_config=partial(attention_lm, kv_heads=True, mlp="gated"),
 ))  # fmt: skip
 register(Family(
     "gpt_neox", preset="decoder", auto_class="AutoModelForCausalLM",
     tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, vocab_size=64,
               max_position_embeddings=128, bos_token_id=0, eos_token_id=2),  # partial rotary (rotary_pct 0.25)
-    lm_config=attention_lm,
+    lm_config=partial(attention_lm, mlp="plain"),
 ))  # fmt: skip
 register(Family(
     "modernbert", preset="encoder", auto_class="AutoModelForMaskedLM",

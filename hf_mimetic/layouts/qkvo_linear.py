@@ -80,7 +80,7 @@ DECODER = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_k
                vocab_size=64, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
 ENCODER = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, vocab_size=64,
                max_position_embeddings=66, pad_token_id=1)  # fmt: skip
-decoder_lm = partial(attention_lm, kv_heads=True)
+decoder_lm = partial(attention_lm, kv_heads=True, mlp="gated")
 
 for model_type, preset, auto, tiny, extra in [
     # The thesis's CIFAR-10 ViT-Tiny (§3.2.4) is the showcase: width 192, depth 12, 3 heads, patch 2, 32×32 input.
