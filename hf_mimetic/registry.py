@@ -160,6 +160,8 @@ class Family:
 LAYOUTS: list["Layout"] = []
 FAMILIES: dict[str, Family] = {}
 _KINDS: dict[str, tuple[str, ...]] = {}
+#: Module class → the layouts that may recognise it (by class name, or by structure): layout_of runs per module.
+_CANDIDATES: dict[type, list["Layout"]] = {}
 _Item = TypeVar("_Item")
 
 
@@ -169,6 +171,7 @@ def register(item: _Item) -> _Item:
         FAMILIES[item.model_type] = item
     else:
         LAYOUTS.append(item)
+        _CANDIDATES.clear()
     return item
 
 
@@ -179,7 +182,10 @@ def _load() -> None:
 def layout_of(module: nn.Module) -> "Layout | None":
     """The layout that recognises ``module``, if any."""
     _load()
-    return next((layout for layout in LAYOUTS if layout.recognises(module)), None)
+    kind = type(module)
+    if kind not in _CANDIDATES:
+        _CANDIDATES[kind] = [l for l in LAYOUTS if kind.__name__ in l.module_classes or l.structural]  # noqa: E741
+    return next((layout for layout in _CANDIDATES[kind] if layout.recognises(module)), None)
 
 
 def family(model_type: str) -> Family:

@@ -30,6 +30,8 @@ class Layout:
     module_classes: ClassVar[tuple[str, ...]] = ()
     #: Short description for tables and error messages.
     description: ClassVar[str] = ""
+    #: Whether it may recognise modules of classes it does not name (by their structure); see ``recognises``.
+    structural: bool = False
 
     def recognises(self, module: nn.Module) -> bool:
         return type(module).__name__ in self.module_classes

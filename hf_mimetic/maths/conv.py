@@ -85,8 +85,9 @@ def sigma_schedule(depth: float, sigma0: float, velocity: float, acceleration: f
 
 def sample_filters(covariance: torch.Tensor, count: int, mean: torch.Tensor | None = None,
                    generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
-    """``count`` filters ``(count, k, k)`` from ``N(mean, Σ′)``, ``Σ′`` = ``covariance`` reshaped ``(k², k²)`` and
-    projected to PSD; pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the sample (eq. 3.1), i.e. row-major.
+    """``count`` filters ``(count, k, k)``, float32, from ``N(mean, Σ′)``, ``Σ′`` = ``covariance`` reshaped ``(k², k²)``
+    and projected to PSD (in float64); pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the sample (eq. 3.1),
+    i.e. row-major.
 
     Example:
         >>> sample_filters(filter_covariance(7, 1.0), 192).shape
@@ -97,9 +98,9 @@ def sample_filters(covariance: torch.Tensor, count: int, mean: torch.Tensor | No
     eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (flat + flat.mT))
     root = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # Σ′ = root rootᵀ (the PSD projection)
     noise = torch.randn(k * k, count, dtype=torch.float32, generator=generator)  # explicit: models may set bf16 as default
-    filters = (root.float() @ noise).mT.double()
+    filters = (root.float() @ noise).mT
     if mean is not None:
-        filters = filters + mean.reshape(1, k * k).double()
+        filters = filters + mean.reshape(1, k * k).float()
     return filters.reshape(count, k, k)
 
 
