@@ -6,8 +6,9 @@
     python benchmarks/bench_init.py --models gpt2-xl      # 1.5B parameters: ~12 GB of RAM for the two builds
     python benchmarks/bench_init.py --scaling             # extra seconds per layer as d grows (GPT-2 blocks)
 
-Each repeat builds the default and the mimetic model back to back (alternating which goes first) and the table
-reports medians and the ratio mimetic / default. Only the ratio is meant to transfer between machines.
+Each repeat builds the default and the mimetic model back to back (alternating which goes first); the table reports
+the median seconds of each and the median over repeats of the ratio mimetic / default within a repeat (a shared VM's
+drift cancels within a pair). Only the ratio is meant to transfer between machines.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def build_seconds(auto, config, **kwargs) -> float:
     return seconds
 
 
-def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float]:
-    """Median seconds (default, mimetic); the first build of each kind is a discarded warm-up."""
+def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float, float]:
+    """Median seconds (default, mimetic) and the median ratio within a repeat; the first build of each kind is a
+    discarded warm-up."""
     config = make_config()
     build_seconds(auto, config)
     build_seconds(auto, config, mimetic_init=True, **mimetic)
@@ -76,7 +78,8 @@ def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float]:
         order = [(default, {}), (with_init, {"mimetic_init": True, **mimetic})]
         for times, kwargs in order if repeat % 2 == 0 else order[::-1]:
             times.append(build_seconds(auto, config, **kwargs))
-    return statistics.median(default), statistics.median(with_init)
+    ratios = [m / d for d, m in zip(default, with_init)]
+    return statistics.median(default), statistics.median(with_init), statistics.median(ratios)
 
 
 def scaling_table(repeats: int) -> str:
@@ -86,15 +89,15 @@ def scaling_table(repeats: int) -> str:
     lines = ["| d | heads | default s/layer | mimetic extra s/layer | ratio |", "|---:|---:|---:|---:|---:|"]
     for d in (256, 512, 1024, 1600):
         make = lambda d=d: GPT2Config(n_embd=d, n_layer=4, n_head=d // 64, vocab_size=256, n_positions=256)
-        default, with_init = measure(AutoModelForCausalLM, make, repeats, mimetic_config={"preset": "vision"})
-        lines.append(f"| {d} | {d // 64} | {default / 4:.4f} | {(with_init - default) / 4:.4f} | {with_init / default:.2f} |")
+        default, with_init, ratio = measure(AutoModelForCausalLM, make, repeats, mimetic_config={"preset": "vision"})
+        lines.append(f"| {d} | {d // 64} | {default / 4:.4f} | {(with_init - default) / 4:.4f} | {ratio:.2f} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=DEFAULT_MODELS)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--qk-svd", choices=["auto", "randomized", "exact"], default="auto")
     parser.add_argument("--scaling", action="store_true", help="also print the per-layer cost as d grows")
     args = parser.parse_args()
@@ -106,8 +109,8 @@ def main() -> None:
             params = sum(p.numel() for p in auto.from_config(make_config()).parameters())
         # qk_svd is an attention option; SSM and conv models take their preset unchanged.
         mimetic = {} if name.startswith(("mamba", "conv")) else {"mimetic_config": {"qk_svd": args.qk_svd}}
-        default, with_init = measure(auto, make_config, args.repeats, **mimetic)
-        print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {with_init / default:.2f} |", flush=True)
+        default, with_init, ratio = measure(auto, make_config, args.repeats, **mimetic)
+        print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {ratio:.2f} |", flush=True)
     if args.scaling:
         print("\n" + scaling_table(args.repeats))
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from .config import KINDS, RECORD, MimeticConfig
 from .config.base import check_layer_range
-from .layouts.base import Layout
+from .layouts.base import Layout, writable
 from .registry import FAMILIES, layout_of, recognised_modules
 
 #: Preset for models whose type is not registered but whose layers are recognised, by the first kind found.
@@ -87,12 +87,22 @@ class Plan:
         for target in self.targets:
             target.layout.check(target.module, model)
         self.by_module = {id(t.module): t for t in self.targets}
+        # Parameters a selected target overwrites entirely, by the module that owns them (the hook asks per module).
+        replaced = {id(p) for t in self.selected() for p in t.layout.replaced(t.module, self.recipe.kinds[t.layout.kind])}
+        self.replaced: dict[int, list[nn.Parameter]] = {}
+        for owner in (owner for t in self.selected() for owner in t.module.modules()) if replaced else ():
+            if own := [param for param in owner.parameters(recurse=False) if id(param) in replaced]:
+                self.replaced[id(owner)] = own
 
     def selected(self) -> list[Target]:
         """The targets the recipe initialises: in a selected layer, of a kind that writes something."""
         return [
             t for t in self.targets if self.recipe.selects(t.layer) and self.recipe.kinds[t.layout.kind].active
         ]
+
+    def replaced_in(self, module: nn.Module) -> list[nn.Parameter]:
+        """``module``'s own parameters that a selected target will overwrite entirely (and may: not loaded)."""
+        return [p for p in self.replaced.get(id(module), ()) if writable(p)]
 
     def initialize(self, module: nn.Module, model: nn.Module) -> None:
         """Write the init into ``module`` if it is a selected target (after its native init)."""

@@ -87,6 +87,27 @@ def test_covariance_filters_are_correlated_and_default_ones_are_not(family_conv)
         assert abs(before["neighbour_correlation"]) < 0.1 and after["neighbour_correlation"] > 0.2
 
 
+def test_replaced_filters_skip_their_native_draw_and_nothing_else_does(family_conv, monkeypatch):
+    """The filters are overwritten entirely, so their native init is skipped (as for loaded weights); every other
+    tensor still gets its native init, and no loaded-weight flag is left behind."""
+    import transformers.initialization as hf_init
+
+    drawn = []
+    for name, function in list(hf_init.TORCH_INIT_FUNCTIONS.items()):
+        def recording(tensor, *args, _function=function, **kwargs):
+            drawn.append(id(tensor))
+            return _function(tensor, *args, **kwargs)
+        monkeypatch.setitem(hf_init.TORCH_INIT_FUNCTIONS, name, recording)
+    default = build(family_conv)
+    natively_drawn_default = {name for name, p in default.named_parameters() if id(p) in drawn}
+    drawn.clear()
+    mimetic = build(family_conv, mimetic_init=True)
+    natively_drawn = {name for name, p in mimetic.named_parameters() if id(p) in drawn}
+    filters = {name for name in natively_drawn_default if "dwconv.weight" in name}
+    assert filters and natively_drawn == natively_drawn_default - filters
+    assert not any(hasattr(p, "_is_hf_initialized") for p in mimetic.parameters())
+
+
 @pytest.fixture(params=["convmixer", "convnext", "convnextv2"])
 def family_conv(request) -> str:
     return request.param

@@ -44,6 +44,11 @@ class Layout:
         tensors). ``depth``: the module's relative depth in ``[0, 1]`` among the model's modules of this layout."""
         raise NotImplementedError
 
+    def replaced(self, module: nn.Module, cfg: KindConfig) -> tuple[torch.Tensor, ...]:
+        """Parameters of ``module`` (or its children) that :meth:`initialize` overwrites entirely, whatever their
+        native values: their native init is skipped, as for loaded weights (default: none)."""
+        return ()
+
     def configure(self, module: nn.Module, cfg: KindConfig) -> None:
         """Settings that must hold whether the weights were initialised or loaded (e.g. a frozen table)."""
 

@@ -52,6 +52,9 @@ class DepthwiseConv(Layout):
             covariance = filter_covariance(weight.shape[-1], sigma)
             write(weight, cfg.conv_gain * sample_filters(covariance, weight.shape[0]).unsqueeze(1))
 
+    def replaced(self, module: nn.Module, cfg: ConvConfig) -> tuple[torch.Tensor, ...]:
+        return (self.conv(module).weight,) if cfg.conv_covariance else ()
+
     def configure(self, module: nn.Module, cfg: ConvConfig) -> None:
         freeze_if(self.conv(module).weight, cfg.freeze_filters)
 

@@ -12,6 +12,8 @@ Pure tensor maths: no transformers import.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -25,18 +27,29 @@ def gaussian_bump(kernel_size: int, sigma: float, dtype: torch.dtype = torch.flo
     _check_kernel_size(kernel_size)
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    offsets = torch.arange(kernel_size, dtype=dtype) - kernel_size // 2
-    return torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma))
+    return torch.exp(_squared_distances(kernel_size).to(dtype) / (-2 * sigma))
+
+
+@functools.lru_cache(maxsize=16)
+def _squared_distances(kernel_size: int) -> torch.Tensor:
+    """``(i − c)² + (j − c)²`` (float64; cached: every layer of a model asks for the same ``k``)."""
+    offsets = torch.arange(kernel_size, dtype=torch.float64) - kernel_size // 2
+    return offsets[:, None] ** 2 + offsets[None, :] ** 2
+
+
+@functools.lru_cache(maxsize=16)
+def _shift_index(kernel_size: int) -> torch.Tensor:
+    """``index[i, l] = (l − i + c) mod k`` (cached, as above)."""
+    k = kernel_size
+    return (torch.arange(k)[None, :] - torch.arange(k)[:, None] + k // 2) % k
 
 
 def shifted_bumps(bump: torch.Tensor) -> torch.Tensor:
     """``C`` (eq. 3.6): block ``(i, j)`` is ``Z_σ`` cyclically shifted by ``(i − c, j − c)``, so its peak sits at
     ``(i, j)``: the "dynamic" positive component that follows the block. ``C^B = C`` because ``Z_σ`` is symmetric about
     its centre, with or without the wrap-around."""
-    k = bump.shape[0]
-    c = k // 2
     # roll(Z, (i − c, j − c))[l, m] = Z[(l − i + c) mod k, (m − j + c) mod k], for every block (i, j) at once.
-    index = (torch.arange(k)[None, :] - torch.arange(k)[:, None] + c) % k  # index[i, l] = (l − i + c) mod k
+    index = _shift_index(bump.shape[0])
     return bump[index[:, None, :, None], index[None, :, None, :]]
 
 
