@@ -17,6 +17,7 @@ from test_train_image_classification import TINY as IMAGE_TINY
 from test_train_image_classification import write_imagefolder
 
 from hf_mimetic.cli import main as cli_main
+from hf_mimetic.cli import saved_class
 from hf_mimetic.inspect.report import Source, inspect_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +92,8 @@ def test_a_trained_checkpoint_its_final_model_and_a_built_model_side_by_side(tmp
     data = json.loads((out / "summary.json").read_text())
     assert [s["name"] for s in data["sources"]] == ["checkpoint-1", "run", "vit (mimetic)"]
     assert "wrote" in capsys.readouterr().out
+    # Loaded as the class it was saved from, so the head loads too and transformers reports nothing missing.
+    assert saved_class(train_image_classification_config(output)).__name__ == "ViTForImageClassification"
     # init:FOLDER rebuilds what the run started from: its config, its recipe, the training seed.
     cli_main(["inspect", f"init:{output}", str(output), "--seed", "0", "--out", str(tmp_path / "against-init")])
     init, trained = json.loads((tmp_path / "against-init" / "summary.json").read_text())["sources"]

@@ -132,7 +132,9 @@ def _grid(rows: int, columns: int, size: float = 2.6):
 
 
 def _heatmap(ax, matrix: torch.Tensor, title: str) -> None:
-    limit = matrix.abs().max().item() or 1.0
+    # Colour limits at the 99.5th percentile of |values|, so that a few large entries (a trained SSM's attention
+    # matrix has some 100× the rest) do not wash out the structure; the diagonal of a product still saturates.
+    limit = torch.quantile(matrix.abs().float().flatten(), 0.995).item() or matrix.abs().max().item() or 1.0
     image = ax.imshow(matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
     ax.set_title(title, fontsize=7)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=5)
