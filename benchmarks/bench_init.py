@@ -52,8 +52,7 @@ MODELS = {
     "convnext-tiny": (AutoModelForImageClassification, lambda: ConvNextConfig(num_labels=1000)),
     # A Jamba-shaped hybrid at GPT-2 small's width: Mamba layers, attention every 4th layer, 8 experts every 2nd.
     "jamba-small": (AutoModelForCausalLM, lambda: JambaConfig(hidden_size=768, num_hidden_layers=8, num_attention_heads=12,
-                                                                num_key_value_heads=4, intermediate_size=2048, vocab_size=32000,
-                                                                use_mamba_kernels=False)),
+                                                                num_key_value_heads=4, intermediate_size=2048, vocab_size=32000)),
 }
 DEFAULT_MODELS = ["vit-tiny", "vit-b16", "gpt2", "mamba-130m"]
 

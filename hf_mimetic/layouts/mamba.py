@@ -63,7 +63,7 @@ register(Family(
     "jamba", preset="hybrid", auto_class="AutoModelForCausalLM",
     tiny=dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
               vocab_size=64, attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
-              num_experts=2, mamba_d_state=8, mamba_dt_rank=8, use_mamba_kernels=False),
+              num_experts=2, mamba_d_state=8, mamba_dt_rank=8),
 ))  # fmt: skip
 
 register(

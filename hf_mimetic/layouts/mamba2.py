@@ -103,5 +103,5 @@ register(Family(
     "zamba2", preset="hybrid", auto_class="AutoModelForCausalLM",
     tiny=dict(hidden_size=64, num_hidden_layers=4, layers_block_type=["mamba", "hybrid", "mamba", "hybrid"],
               num_attention_heads=4, num_key_value_heads=4, intermediate_size=128, vocab_size=64, mamba_d_state=8,
-              n_mamba_heads=8, mamba_ngroups=1, use_mamba_kernels=False, attention_head_dim=32),
+              n_mamba_heads=8, mamba_ngroups=1, attention_head_dim=32),
 ))  # fmt: skip
