@@ -81,6 +81,26 @@ def test_vit_position_embeddings_are_the_2d_table_times_gamma_in_units_of_the_pa
     assert model.vit.embeddings.position_embeddings.requires_grad
 
 
+@pytest.mark.parametrize("patch_size, num_channels", [(1, 3), (2, 3), (2, 1), (4, 1), (16, 3)])
+def test_the_vision_presets_table_is_scaled_to_what_the_patch_embedding_produces(patch_size, num_channels):
+    """The preset's κ is relative to the patch embeddings' std, so the ratio of the table's RMS to the std of real
+    patch embeddings (pixels normalised to about [−1, 1], as the image processor does) is κ/√2 for every patch size
+    and channel count: sinusoid pairs have RMS 1/√2."""
+    from transformers import AutoModelForImageClassification, ViTConfig
+
+    from hf_mimetic.config.presets import VISION_POSITION_SCALE
+
+    config = ViTConfig(hidden_size=48, num_hidden_layers=1, num_attention_heads=3, intermediate_size=64,
+                       image_size=max(8, 2 * patch_size), patch_size=patch_size, num_channels=num_channels)  # fmt: skip
+    model = AutoModelForImageClassification.from_config(config, mimetic_init=True)
+    table = model.vit.embeddings.position_embeddings.detach()[0, 1:]
+    pixels = torch.rand(256, num_channels, config.image_size, config.image_size) * 2 - 1
+    with torch.no_grad():
+        measured = model.vit.embeddings.patch_embeddings(pixels * math.sqrt(3)).std().item()  # pixels of RMS 1
+    ratio = table.pow(2).mean().sqrt().item() / measured
+    assert ratio == pytest.approx(VISION_POSITION_SCALE / math.sqrt(2), rel=0.1)
+
+
 def test_gpt2_position_embeddings_are_the_1d_table_and_can_be_frozen():
     model = build("gpt2", mimetic_init=True, mimetic_config={"freeze_position_embeddings": True, "position_scale": 3.0})
     torch.testing.assert_close(model.transformer.wpe.weight.detach(), 3.0 * 0.02 * sinusoidal_1d(48, 64))
