@@ -321,8 +321,10 @@ def report(module: str, study_name: str, metric: str | None = None) -> str:
 def loss_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float]) -> list[str]:
     """When the runs logged their training loss: its value at 10%, 25% and 50% of the budget at each variant's best
     learning rate, mean [min, max] over seeds (how fast each starts; a mean can hide a seed stuck at chance)."""
-    runs = {v: groups[(v, best[v])] for v in study.variants if v in best}
-    if not any(r.get("train_history") for rs in runs.values() for r in rs):
+    # Only the variants whose runs logged it (older runs of a study may not have).
+    runs = {v: [r for r in groups[(v, best[v])] if r.get("train_history")] for v in study.variants if v in best}
+    runs = {v: rs for v, rs in runs.items() if rs}
+    if not runs:
         return []
     budget = max(e["step"] for rs in runs.values() for r in rs for e in r.get("train_history", []))
     marks = [max(1, round(budget * f)) for f in (0.1, 0.25, 0.5)]
@@ -335,7 +337,7 @@ def loss_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]
     for variant, rs in runs.items():
         cells = []
         for mark in marks:
-            values = [at(r, mark) for r in rs if r.get("train_history")]
+            values = [at(r, mark) for r in rs]
             cells.append(f"{statistics.fmean(values):.2f} [{min(values):.2f}, {max(values):.2f}]")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return lines
