@@ -42,6 +42,9 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "pos-old-p2": {"position_scale": OLD_P2},
     **{f"pos-k{k:g}": {"position_scale": float(k)} for k in (0.3, 1, 3, 10)},
     "mimetic-pos-1": {"position_scale": 50.0},
+    # Which part of the language preset costs bits on char-gpt2: the attention products or the position table.
+    "mimetic-no-pos": {"position_embeddings": False},
+    "mimetic-pos-only": {"qk": False, "vo": False},
 }
 
 
@@ -133,6 +136,11 @@ STUDIES = {
     "char-gpt2-positions": Study(
         ScriptRun("train_language_model", make_text, CHAR_GPT2, data="pydoc-text"),
         variants("mimetic-pos-1"), learning_rates=[2e-3, 4e-3, 8e-3], **BITS, seeds=[0, 1], sweep_seeds=[0, 1],
+    ),
+    # At the learning rate both inits of char-gpt2 chose (4e-3), the seeds of its best-lr runs.
+    "char-gpt2-components": Study(
+        ScriptRun("train_language_model", make_text, CHAR_GPT2, data="pydoc-text"),
+        variants("mimetic-no-pos", "mimetic-pos-only"), learning_rates=[4e-3], **BITS, seeds=[0, 1, 2],
     ),
 }
 
