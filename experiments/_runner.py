@@ -326,8 +326,9 @@ def loss_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]
     runs = {v: rs for v, rs in runs.items() if rs}
     if not runs:
         return []
-    budget = max(e["step"] for rs in runs.values() for r in rs for e in r.get("train_history", []))
-    marks = [max(1, round(budget * f)) for f in (0.1, 0.25, 0.5)]
+    logged = sorted({e["step"] for rs in runs.values() for r in rs for e in r["train_history"]})
+    # The logged steps nearest to 10%, 25% and 50% of the budget (a label names a step that was logged).
+    marks = sorted({min(logged, key=lambda step: abs(step - logged[-1] * f)) for f in (0.1, 0.25, 0.5)})
 
     def at(run: dict[str, Any], step: int) -> float:
         return min(run["train_history"], key=lambda e: abs(e["step"] - step))["loss"]
