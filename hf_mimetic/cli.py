@@ -32,11 +32,9 @@ from .inspect import columns, format_comparison, structure
 from .layouts.attention import AttentionLayout
 from .maths.attention import expected_qk_diagonal
 from .plan import find_targets
-from .registry import build, family, model_types
+from .registry import build, family, load_saved, model_types
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig
-
     from .inspect.report import Source
 
 # The study's regime (experiments/length_generalization.py, study "copy-mamba2"): thesis-like Mamba 2, copy, L = 50,
@@ -131,18 +129,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def saved_class(config: "PretrainedConfig") -> type:
-    """The class a folder was saved from (``config.architectures``), so that its head loads too and transformers
-    reports nothing missing or unexpected; else the registered family's class; else ``AutoModel``."""
-    import transformers
-    from transformers import AutoModel
-
-    for name in getattr(config, "architectures", None) or []:
-        if hasattr(transformers, name):
-            return getattr(transformers, name)
-    return family(config.model_type).auto() if config.model_type in model_types() else AutoModel
-
-
 def load_source(text: str, seed: int = 0) -> "Source":
     """A model from a local folder (a saved model or a Trainer checkpoint) or, if ``text`` is no path, a Hub id;
     ``init:FOLDER`` is a fresh model built (after ``torch.manual_seed(seed)``) from that folder's config, with its
@@ -167,7 +153,7 @@ def load_source(text: str, seed: int = 0) -> "Source":
         if not (path / "config.json").is_file():
             raise ValueError(f"{text}: no config.json in it (expected a saved model or a Trainer checkpoint folder)")
         try:
-            model = saved_class(AutoConfig.from_pretrained(path)).from_pretrained(path).base_model
+            model = load_saved(str(path)).base_model
         except (ValueError, KeyError) as error:
             model_type = json.loads((path / "config.json").read_text()).get("model_type")
             first = str(error).strip().splitlines()[0]

@@ -231,3 +231,26 @@ def build(model_type: str, size: str = "tiny", seed: int | None = 0, **kwargs: A
         torch.manual_seed(seed)
     config = kwargs.pop("config", None) or entry.config(size)
     return entry.auto().from_config(config, **kwargs)
+
+
+def saved_class(config: "PretrainedConfig") -> type:
+    """The class a folder was saved from (``config.architectures``), so that its head loads too and transformers
+    reports nothing missing or unexpected; else the registered family's auto class; else ``AutoModel``."""
+    import transformers
+
+    for name in getattr(config, "architectures", None) or []:
+        if hasattr(transformers, name):
+            return getattr(transformers, name)
+    _load()
+    return FAMILIES[config.model_type].auto() if config.model_type in FAMILIES else transformers.AutoModel
+
+
+def load_saved(path: str) -> "PreTrainedModel":
+    """A saved model folder (or Trainer checkpoint), loaded as the class it was saved from.
+
+    Example:
+        >>> model = load_saved("runs/convmixer")  # a ConvMixerForImageClassification, head included
+    """
+    from transformers import AutoConfig
+
+    return saved_class(AutoConfig.from_pretrained(path)).from_pretrained(path)

@@ -25,11 +25,11 @@ from typing import Any, Optional
 import torch
 from datasets import Image
 from torchvision.transforms import v2
-from transformers import AutoConfig, AutoModel, HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
+from transformers import AutoConfig, HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
 from hf_mimetic import transfer_filter_covariance
-from hf_mimetic.registry import ImageSizes, family, image_types
+from hf_mimetic.registry import ImageSizes, family, image_types, load_saved
 from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     auto = family(model_args.model_type).auto()
     model = build_model(auto, config, model_args.mimetic_init, mimetic_args, checkpoint)
     if model_args.filter_covariance_from is not None and checkpoint is None:
-        transfer_filter_covariance(AutoModel.from_pretrained(model_args.filter_covariance_from), model)
+        transfer_filter_covariance(load_saved(model_args.filter_covariance_from), model)
 
     metric = load_metric(data_args.metric)
 

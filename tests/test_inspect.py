@@ -17,8 +17,8 @@ from test_train_image_classification import TINY as IMAGE_TINY
 from test_train_image_classification import write_imagefolder
 
 from hf_mimetic.cli import main as cli_main
-from hf_mimetic.cli import saved_class
 from hf_mimetic.inspect.report import Source, inspect_models
+from hf_mimetic.registry import saved_class
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
