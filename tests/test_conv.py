@@ -200,3 +200,15 @@ def test_the_script_trains_a_convmixer_and_a_pipeline_uses_it(tmp_path):
     assert {p["label"] for p in predictions} <= {"cat", "dog"} and len(predictions) == 2
     config = AutoConfig.from_pretrained(output)
     assert config.model_type == "convmixer" and config.mimetic_config["freeze_filters"] is True
+    # Covariance transfer from that run (a ConvMixerForImageClassification folder, head included). With lr 0 the
+    # saved filters are the transferred init: the source's scale (frozen covariance filters, centre variance ½),
+    # not the default init's (uniform, variance 1/27 for 3×3 filters).
+    transferred = tmp_path / "transferred"
+    train_image_classification.main([*argv[: argv.index("--output_dir")], "--output_dir", str(transferred),
+                                     "--max_steps", "1", "--save_strategy", "no", "--eval_strategy", "no",
+                                     "--learning_rate", "0", "--filter_covariance_from", str(output)])  # fmt: skip
+    filters = lambda folder: AutoModelForImageClassification.from_pretrained(folder).convmixer.layers[0].dwconv.weight  # noqa: E731
+    source, new = filters(output).detach(), filters(transferred).detach()
+    assert not torch.equal(source, new)
+    assert new[:, 0, 1, 1].std().item() == pytest.approx(source[:, 0, 1, 1].std().item(), rel=0.35)
+    assert new[:, 0, 1, 1].std().item() > 2 * math.sqrt(1 / 27)
