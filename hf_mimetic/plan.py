@@ -88,11 +88,12 @@ class Plan:
             target.layout.check(target.module, model)
         self.by_module = {id(t.module): t for t in self.targets}
         # Parameters a selected target overwrites entirely, by the module that owns them (the hook asks per module).
-        replaced = {id(p) for t in self.selected() for p in t.layout.replaced(t.module, self.recipe.kinds[t.layout.kind])}
         self.replaced: dict[int, list[nn.Parameter]] = {}
-        for owner in (owner for t in self.selected() for owner in t.module.modules()) if replaced else ():
-            if own := [param for param in owner.parameters(recurse=False) if id(param) in replaced]:
-                self.replaced[id(owner)] = own
+        for t in self.selected():
+            replaced = {id(p) for p in t.layout.replaced(t.module, self.recipe.kinds[t.layout.kind])}
+            for owner in t.module.modules() if replaced else ():
+                if own := [param for param in owner.parameters(recurse=False) if id(param) in replaced]:
+                    self.replaced[id(owner)] = own
 
     def selected(self) -> list[Target]:
         """The targets the recipe initialises: in a selected layer, of a kind that writes something."""

@@ -241,8 +241,7 @@ def saved_class(config: "PretrainedConfig") -> type:
     for name in getattr(config, "architectures", None) or []:
         if hasattr(transformers, name):
             return getattr(transformers, name)
-    _load()
-    return FAMILIES[config.model_type].auto() if config.model_type in FAMILIES else transformers.AutoModel
+    return family(config.model_type).auto() if config.model_type in model_types() else transformers.AutoModel
 
 
 def load_saved(path: str) -> "PreTrainedModel":
