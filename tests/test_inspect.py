@@ -17,7 +17,7 @@ from test_train_image_classification import TINY as IMAGE_TINY
 from test_train_image_classification import write_imagefolder
 
 from hf_mimetic.cli import main as cli_main
-from hf_mimetic.inspect.report import Source, inspect_models
+from hf_mimetic.inspect.report import Source, filter_mosaic, inspect_models
 from hf_mimetic.registry import saved_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,3 +132,15 @@ def test_bad_sources_give_one_clear_error_line_and_no_traceback(case, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("hf-mimetic inspect: error:") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_filter_mosaic_places_each_filter_in_its_own_tile_scaled_to_its_max():
+    filters = torch.randn(5, 3, 3)
+    mosaic = filter_mosaic(filters, rows=2, columns=3)
+    assert mosaic.shape == (2 * 4, 3 * 4)
+    for i in range(6):
+        row, column = divmod(i, 3)
+        tile = mosaic[row * 4 : row * 4 + 3, column * 4 : column * 4 + 3]
+        expected = filters[i] / filters[i].abs().max() if i < 5 else torch.zeros(3, 3)  # the 6th tile stays blank
+        torch.testing.assert_close(tile, expected)
+    assert mosaic[3::4].abs().sum() == 0 and mosaic[:, 3::4].abs().sum() == 0  # the separating lines

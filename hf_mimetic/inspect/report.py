@@ -184,8 +184,18 @@ def attention_figures(sources: list[Source], out: Path, crop: int | None, layers
     return paths
 
 
+def filter_mosaic(filters: torch.Tensor, rows: int = 4, columns: int = 4) -> torch.Tensor:
+    """The first ``rows × columns`` of ``filters`` (channels × k × k) as one image, each scaled to its max |value| and
+    followed by a blank line and column (as the thesis draws them, Fig. 3.8); missing channels stay blank."""
+    k = filters.shape[-1]
+    tiles = torch.zeros(rows * columns, k + 1, k + 1)
+    for i, f in enumerate(filters[: rows * columns].float()):
+        tiles[i, :k, :k] = f / (f.abs().max() or 1.0)
+    return tiles.reshape(rows, columns, k + 1, k + 1).permute(0, 2, 1, 3).reshape(rows * (k + 1), columns * (k + 1))
+
+
 def conv_figures(sources: list[Source], out: Path, layers: list[int] | None, progress: Callable[[str], None]) -> list[Path]:
-    """``conv_covariance.png`` (the filters' empirical covariance, rearranged) and ``conv_filters.png`` (8 filters),
+    """``conv_covariance.png`` (the filters' empirical covariance, rearranged) and ``conv_filters.png`` (16 filters),
     a row per layer, a column per source."""
     sources, per_source, shown = _panels(sources, DepthwiseConv, layers)
     if not shown:
@@ -200,12 +210,10 @@ def conv_figures(sources: list[Source], out: Path, layers: list[int] | None, pro
             values = targets[layer].layout.read(targets[layer].module)
             k = values["filters"].shape[-1]
             _heatmap(cov_axes[row][column], values["covariance"].reshape(k * k, k * k).float(), f"{source.name}: layer {layer}")
-            sample = values["filters"][:8]
-            tiles = torch.cat([torch.nn.functional.pad(f / (f.abs().max() or 1.0), (0, 1, 0, 1)) for f in sample], dim=1)
-            _heatmap(filter_axes[row][column], tiles, f"{source.name}: layer {layer}")
+            _heatmap(filter_axes[row][column], filter_mosaic(values["filters"]), f"{source.name}: layer {layer}")
     return [
         _save(plt, cov_figure, out / "conv_covariance.png", "Depthwise filters: empirical covariance (k² × k²)"),
-        _save(plt, filter_figure, out / "conv_filters.png", "Depthwise filters: the first 8, each scaled to its max"),
+        _save(plt, filter_figure, out / "conv_filters.png", "Depthwise filters: the first 16, each scaled to its max"),
     ]
 
 
