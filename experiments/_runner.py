@@ -316,12 +316,38 @@ def report(module: str, study_name: str, metric: str | None = None) -> str:
         "mean ± std [min, max] over its seeds", "", *header, *(row(v, best[v]) for v in study.variants if v in best),
         "", "Whole sweep:", "", *header, *(row(v, lr) for v, lr in sorted(groups)),
     ]  # fmt: skip
+    lines += paired_table(study, groups, best, columns)
     lines += loss_table(study, groups, best)
     seconds = [r["seconds"] for r in records if "seconds" in r]
     if seconds:
         lines += ["", f"{len(records)} runs, {statistics.fmean(seconds):.0f} s each ({sum(seconds) / 3600:.1f} h of worker time)."]
     figure(study_name, study, groups, best, columns)
     return "\n".join(lines)
+
+
+def paired_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float],
+                 columns: list[str]) -> list[str]:  # fmt: skip
+    """Each variant minus the default on the same seed (same data order and, for layers the variant leaves alone,
+    the same init draw), both at their best learning rates: mean [min, max] over the shared seeds and on how many
+    seeds the variant is ahead. Empty when the study has no ``default`` variant."""
+    if "default" not in best:
+        return []
+    baseline = {r["seed"]: r["results"] for r in groups[("default", best["default"])]}
+    lines = ["", "Paired with the default (variant − default, same seed), mean [min, max], seeds ahead:", "",
+             "| variant | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]  # fmt: skip
+    for variant in study.variants:
+        if variant == "default" or variant not in best:
+            continue
+        runs = [r for r in groups[(variant, best[variant])] if r["seed"] in baseline]
+        if not runs:
+            continue
+        cells = []
+        for column in columns:
+            gaps = [r["results"][column] - baseline[r["seed"]][column] for r in runs]
+            ahead = sum(gap > 0 for gap in gaps)
+            cells.append(f"{statistics.fmean(gaps):+.4f} [{min(gaps):+.3f}, {max(gaps):+.3f}], {ahead}/{len(gaps)}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def loss_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float]) -> list[str]:
