@@ -233,16 +233,14 @@ def run_cell(module: str, study_name: str, variant: str, learning_rate: float, s
     }  # fmt: skip
 
 
-def _run_cells(
-    module: str, study_name: str, cells: list[tuple[str, float, int]], workers: int, threads: int | None = None
-) -> None:
+def _run_cells(module: str, study_name: str, cells: list[tuple[str, float, int]], workers: int) -> None:
     done = {record["key"] for record in load(study_name)}
     cells = [cell for cell in cells if cell_key(study_name, *cell) not in done]
     print(f"{study_name}: {len(done)} runs done, {len(cells)} to go, {workers} worker(s)", flush=True)
     if not cells:
         return
     study = importlib.import_module(module).STUDIES[study_name]
-    threads = threads or max(1, (os.cpu_count() or 2) // workers)
+    threads = max(1, (os.cpu_count() or 2) // workers)
     RESULTS.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=workers) as pool, open(RESULTS / f"{study_name}.jsonl", "a") as out:
         futures = [pool.submit(run_cell, module, study_name, v, lr, s, threads) for v, lr, s in cells]
@@ -254,14 +252,10 @@ def _run_cells(
             print(f"{record['key']}  ({record['seconds']:.0f} s)  {shown}", flush=True)
 
 
-def run(
-    module: str, study_name: str, workers: int, only: list[str] | None = None, sweep_only: bool = False,
-    threads: int | None = None,
-) -> None:
+def run(module: str, study_name: str, workers: int, only: list[str] | None = None, sweep_only: bool = False) -> None:
     """Train the study's missing cells; ``only`` (``"variant:lr"`` items) restricts them, e.g. to finish the seeds
     of each variant's best learning rate when the whole grid does not fit the time; ``sweep_only`` stops after the
-    sweep (the first pass over a grid of studies, before choosing which cells get more seeds); ``threads`` per run
-    (default: the cores split between the workers; set it when two studies run side by side)."""
+    sweep (the first pass over a grid of studies, before choosing which cells get more seeds)."""
     study = importlib.import_module(module).STUDIES[study_name]
     if only and set(only) - study.grid():
         raise SystemExit(f"--only {sorted(set(only) - study.grid())} not in study {study_name}; its cells: {sorted(study.grid())}")
@@ -270,20 +264,20 @@ def run(
     wanted = lambda v, lr: not only or f"{v}:{lr:g}" in only  # noqa: E731
     if study.sweep_seeds is None:
         cells = [(v, lr, s) for s in study.seeds for v in study.variants for lr in study.learning_rates_of(v) if wanted(v, lr)]
-        _run_cells(module, study_name, cells, workers, threads)
+        _run_cells(module, study_name, cells, workers)
         return
     sweep = [(v, lr, s) for s in study.sweep_seeds for v in study.variants for lr in study.learning_rates_of(v)]
-    _run_cells(module, study_name, [c for c in sweep if wanted(*c[:2])], workers, threads)
+    _run_cells(module, study_name, [c for c in sweep if wanted(*c[:2])], workers)
     for _ in range(study.max_extensions):
         edges = study.extensions(load(study_name))
         if not edges:
             break
-        _run_cells(module, study_name, [(v, lr, s) for s in study.sweep_seeds for v, lr in edges], workers, threads)
+        _run_cells(module, study_name, [(v, lr, s) for s in study.sweep_seeds for v, lr in edges], workers)
     if sweep_only:
         return
     best = study.best_learning_rates(load(study_name))
     rest = [(v, best[v], s) for s in study.seeds if s not in study.sweep_seeds for v in study.variants if v in best]
-    _run_cells(module, study_name, [c for c in rest if wanted(*c[:2])], workers, threads)
+    _run_cells(module, study_name, [c for c in rest if wanted(*c[:2])], workers)
 
 
 # ------------------------------------------------------------------------------------------------------------ report
@@ -462,7 +456,6 @@ def main(studies: dict[str, Study], description: str | None,
     run_parser.add_argument("--workers", type=int, default=2, help="parallel runs (threads are split between them)")
     run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
     run_parser.add_argument("--sweep_only", action="store_true", help="stop after the sweep seeds")
-    run_parser.add_argument("--threads", type=int, help="threads per run (default: the cores split between the workers)")
     report_parser = subparsers.add_parser("report", help="tables and the figure from the results")
     report_parser.add_argument("--study", nargs="+", required=True, help=f"names or patterns: {sorted(studies)}")
     report_parser.add_argument("--metric", help="fills {metric} in the study's columns, e.g. greedy_token_accuracy")
@@ -478,6 +471,6 @@ def main(studies: dict[str, Study], description: str | None,
         parser.error(f"no study matches {unknown}; the studies: {sorted(studies)}")
     for name in dict.fromkeys(names):
         if args.command == "run":
-            run(module, name, args.workers, args.only, args.sweep_only, args.threads)
+            run(module, name, args.workers, args.only, args.sweep_only)
         else:
             print(report(module, name, args.metric) + "\n")
