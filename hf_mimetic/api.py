@@ -10,7 +10,7 @@ from transformers import PreTrainedModel
 
 from .layouts.base import is_loaded, writable, write
 from .layouts.depthwise_conv import DepthwiseConv
-from .maths.conv import empirical_covariance, interpolate_by_depth, sample_filters
+from .maths.conv import empirical_covariance, interpolate_by_depth, psd_root, sample_filters
 from .plan import Plan, find_targets
 
 
@@ -93,6 +93,8 @@ def transfer_filter_covariance(source: PreTrainedModel, target: PreTrainedModel,
         for target_layer, mean, covariance in zip(targets, means, covariances):
             weight = target_layer.layout.conv(target_layer.module).weight
             if writable(weight):
-                filters = sample_filters(covariance, weight.shape[0], mean=mean if with_mean else None)
+                k = weight.shape[-1]
+                root = psd_root(covariance.reshape(k * k, k * k))
+                filters = sample_filters(root, weight.shape[0], mean=mean if with_mean else None)
                 write(weight, filters.unsqueeze(1))
     return target

@@ -38,8 +38,12 @@ class Target:
 
 def find_targets(model: nn.Module) -> tuple[list[Target], int]:
     """Every module of ``model`` a registered layout recognises, in module order, and the number of layers."""
-    matched = [(name, module, layout) for name, module in model.named_modules() if (layout := layout_of(module))]
-    lists = [name for name, module in model.named_modules() if isinstance(module, nn.ModuleList)]
+    matched, lists = [], []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList):
+            lists.append(name)
+        if layout := layout_of(module):
+            matched.append((name, module, layout))
 
     def block(name: str) -> tuple[str, int] | None:
         """(list, index) of the innermost ModuleList element that contains module ``name``."""
@@ -89,11 +93,13 @@ class Plan:
         self.by_module = {id(t.module): t for t in self.targets}
         # Parameters a selected target overwrites entirely, by the module that owns them (the hook asks per module).
         self.replaced: dict[int, list[nn.Parameter]] = {}
-        for t in self.selected():
-            replaced = {id(p) for p in t.layout.replaced(t.module, self.recipe.kinds[t.layout.kind])}
-            for owner in t.module.modules() if replaced else ():
-                if own := [param for param in owner.parameters(recurse=False) if id(param) in replaced]:
-                    self.replaced[id(owner)] = own
+        selected = self.selected()
+        for t in selected:
+            for owner, param in t.layout.replaced(t.module, self.recipe.kinds[t.layout.kind]):
+                self.replaced.setdefault(id(owner), []).append(param)
+        for layout in {id(t.layout): t.layout for t in selected}.values():
+            same = [t for t in selected if t.layout is layout]
+            layout.prepare([t.module for t in same], [t.depth for t in same], self.recipe.kinds[layout.kind])
 
     def selected(self) -> list[Target]:
         """The targets the recipe initialises: in a selected layer, of a kind that writes something."""

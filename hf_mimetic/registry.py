@@ -181,9 +181,9 @@ def _load() -> None:
 
 def layout_of(module: nn.Module) -> "Layout | None":
     """The layout that recognises ``module``, if any."""
-    _load()
     kind = type(module)
-    if kind not in _CANDIDATES:
+    if kind not in _CANDIDATES:  # registering a layout clears the cache
+        _load()
         _CANDIDATES[kind] = [l for l in LAYOUTS if kind.__name__ in l.module_classes or l.structural]  # noqa: E741
     return next((layout for layout in _CANDIDATES[kind] if layout.recognises(module)), None)
 

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import build
@@ -18,10 +19,12 @@ import hf_mimetic.layouts.depthwise_conv as depthwise_conv
 from hf_mimetic import ConvMixerConfig, transfer_filter_covariance
 from hf_mimetic.maths.conv import (
     block_transpose,
+    construction_roots,
     empirical_covariance,
     filter_covariance,
     gaussian_bump,
     nearest_psd,
+    psd_root,
     sample_filters,
     shifted_bumps,
     sigma_schedule,
@@ -50,11 +53,26 @@ def test_the_covariance_is_symmetric_block_transpose_symmetric_and_psd_once_proj
     torch.testing.assert_close(diagonal, 0.5 * bump * (2 - bump))
 
 
+def test_the_psd_root_keeps_one_column_per_positive_eigenvalue():
+    k = 7
+    covariance = filter_covariance(k, 1.0).reshape(k * k, k * k)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance.numpy())
+    root = psd_root(covariance)
+    assert root.shape == (k * k, (eigenvalues > 0).sum()) and root.shape[1] < k * k  # the construction is not PSD
+    projected = (eigenvectors * np.clip(eigenvalues, 0, None)) @ eigenvectors.T
+    np.testing.assert_allclose((root @ root.T).numpy(), projected, atol=1e-12)
+    torch.testing.assert_close(nearest_psd(root @ root.T), root @ root.T)  # a PSD matrix is its own projection
+    [cached] = construction_roots(k, [1.0])
+    assert construction_roots(k, [2.0, 1.0])[1] is cached  # cached; batched with one not yet cached
+    torch.testing.assert_close(cached @ cached.T, root @ root.T)  # (eigenvectors are unique only up to rotation)
+
+
 def test_sampled_filters_have_the_projected_covariance_within_sampling_error():
     k, count = 5, 200_000
     target = nearest_psd(filter_covariance(k, 1.0).reshape(k * k, k * k))
     torch.manual_seed(0)
-    filters = sample_filters(filter_covariance(k, 1.0), count)
+    [root] = construction_roots(k, [1.0])
+    filters = sample_filters(root, count)
     _, empirical = empirical_covariance(filters)
     empirical = empirical.reshape(k * k, k * k)
     # Var of a sample covariance entry: (Σ_ii Σ_jj + Σ_ij²) / n.
@@ -66,17 +84,21 @@ def test_sampled_filters_have_the_projected_covariance_within_sampling_error():
 
 def test_the_schedule_widens_the_filters_with_depth(monkeypatch):
     seen = []
-    construction = depthwise_conv.filter_covariance
+    construction = depthwise_conv.construction_roots
 
-    def record(kernel_size, sigma):
-        seen.append(sigma)
-        return construction(kernel_size, sigma)
+    def record(kernel_size, sigmas):
+        seen.append(list(sigmas))
+        return construction(kernel_size, sigmas)
 
-    monkeypatch.setattr(depthwise_conv, "filter_covariance", record)
+    monkeypatch.setattr(depthwise_conv, "construction_roots", record)
     build("convmixer", mimetic_init=True, mimetic_config={"conv_sigma0": 0.5, "conv_sigma_velocity": 0.5,
                                                           "conv_sigma_acceleration": 3.0})  # fmt: skip
-    assert seen == pytest.approx([sigma_schedule(d, 0.5, 0.5, 3.0) for d in (0.0, 0.5, 1.0)])
-    assert seen == pytest.approx([0.5, 1.125, 2.5])
+    expected = [sigma_schedule(d, 0.5, 0.5, 3.0) for d in (0.0, 0.5, 1.0)]
+    assert expected == pytest.approx([0.5, 1.125, 2.5])
+    # All layers at once when the plan is made (the base model's, then the head model's), then one per layer.
+    batched, single = [s for s in seen if len(s) > 1], [s[0] for s in seen if len(s) == 1]
+    assert len(batched) == 2 and all(s == pytest.approx(expected) for s in batched)
+    assert single == pytest.approx(expected)
 
 
 def test_covariance_filters_are_correlated_and_default_ones_are_not(family_conv):

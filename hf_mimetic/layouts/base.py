@@ -39,14 +39,19 @@ class Layout:
     def check(self, module: nn.Module, model: nn.Module) -> None:
         """Raise ``ValueError`` for a module of this layout that the init cannot handle (checked before any write)."""
 
+    def prepare(self, modules: list[nn.Module], depths: list[float], cfg: KindConfig) -> None:
+        """Work shared by a model's modules of this layout, done once when the model's plan is made, before any
+        :meth:`initialize` (e.g. one batched computation instead of one per layer). Default: nothing."""
+
     def initialize(self, module: nn.Module, cfg: KindConfig, model: nn.Module, depth: float = 0.0) -> None:
         """Write the mimetic init into ``module`` (called right after its native init; never overwrites loaded
         tensors). ``depth``: the module's relative depth in ``[0, 1]`` among the model's modules of this layout."""
         raise NotImplementedError
 
-    def replaced(self, module: nn.Module, cfg: KindConfig) -> tuple[torch.Tensor, ...]:
+    def replaced(self, module: nn.Module, cfg: KindConfig) -> tuple[tuple[nn.Module, nn.Parameter], ...]:
         """Parameters of ``module`` (or its children) that :meth:`initialize` overwrites entirely, whatever their
-        native values: their native init is skipped, as for loaded weights (default: none)."""
+        native values, each with the module that owns it: their native init is skipped, as for loaded weights
+        (default: none)."""
         return ()
 
     def configure(self, module: nn.Module, cfg: KindConfig) -> None:

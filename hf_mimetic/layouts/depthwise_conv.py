@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..config.conv import ConvConfig
-from ..maths.conv import filter_covariance, sample_filters, sigma_schedule
+from ..maths.conv import construction_roots, sample_filters, sigma_schedule
 from ..registry import Family, ImageSizes, register
 from .base import Layout, freeze_if, writable, write
 
@@ -45,15 +45,26 @@ class DepthwiseConv(Layout):
         if conv.groups != conv.in_channels or conv.out_channels != conv.in_channels:
             raise ValueError(f"{type(module).__name__}.{self.attribute} is not depthwise (groups = channels)")
 
+    def prepare(self, modules: list[nn.Module], depths: list[float], cfg: ConvConfig) -> None:
+        """Every layer's covariance root in one batched eigendecomposition (cached): one per layer, run between two
+        layers' weight draws, costs several times more (docs/RESULTS.md §1)."""
+        sigmas: dict[int, list[float]] = {}  # by kernel size
+        for module, depth in zip(modules, depths):
+            conv = self.conv(module)
+            if cfg.conv_covariance and writable(conv.weight):
+                sigmas.setdefault(conv.kernel_size[0], []).append(sigma(cfg, depth))
+        for kernel_size, values in sigmas.items():
+            construction_roots(kernel_size, values)
+
     def initialize(self, module: nn.Module, cfg: ConvConfig, model: nn.Module, depth: float = 0.0) -> None:
         weight = self.conv(module).weight
         if cfg.conv_covariance and writable(weight):
-            sigma = sigma_schedule(depth, cfg.conv_sigma0, cfg.conv_sigma_velocity, cfg.conv_sigma_acceleration)
-            covariance = filter_covariance(weight.shape[-1], sigma)
-            write(weight, cfg.conv_gain * sample_filters(covariance, weight.shape[0]).unsqueeze(1))
+            [root] = construction_roots(weight.shape[-1], [sigma(cfg, depth)])
+            write(weight, cfg.conv_gain * sample_filters(root, weight.shape[0]).unsqueeze(1))
 
-    def replaced(self, module: nn.Module, cfg: ConvConfig) -> tuple[torch.Tensor, ...]:
-        return (self.conv(module).weight,) if cfg.conv_covariance else ()
+    def replaced(self, module: nn.Module, cfg: ConvConfig) -> tuple[tuple[nn.Module, nn.Parameter], ...]:
+        conv = self.conv(module)
+        return ((conv, conv.weight),) if cfg.conv_covariance else ()
 
     def configure(self, module: nn.Module, cfg: ConvConfig) -> None:
         freeze_if(self.conv(module).weight, cfg.freeze_filters)
@@ -75,6 +86,11 @@ class DepthwiseConv(Layout):
         left, right = filters[:, :, :-1].reshape(-1), filters[:, :, 1:].reshape(-1)
         correlation = torch.corrcoef(torch.stack([left, right]))[0, 1].item()
         return {"filter_centre_variance": covariance[c, c, c, c].item(), "neighbour_correlation": correlation}
+
+
+def sigma(cfg: ConvConfig, depth: float) -> float:
+    """The Gaussian width of the layer at relative depth ``depth`` (eq. 3.11)."""
+    return sigma_schedule(depth, cfg.conv_sigma0, cfg.conv_sigma_velocity, cfg.conv_sigma_acceleration)
 
 
 DEPTHWISE_CONV = register(DepthwiseConv(("ConvMixerLayer", "ConvNextLayer", "ConvNextV2Layer")))

@@ -34,12 +34,15 @@ class QKVOLinear(AttentionLayout):
         self.structural = structural
 
     def recognises(self, module: nn.Module) -> bool:
+        named = super().recognises(module)
+        # Leaves (Linear, Conv2d, norms: most modules of a model) are rejected first, cheaply: the plan asks every
+        # module of a model, and hasattr on an nn.Module costs an exception when the answer is no.
+        if not named and not (self.structural and module._modules and hasattr(module, "head_dim")):
+            return False
         if getattr(module, "is_cross_attention", False):
             return False  # only self-attention: cross-attention keeps its native init
-        if super().recognises(module):
+        if named:
             return True
-        if not self.structural or not hasattr(module, "head_dim"):
-            return False
         try:
             q, k, v, o = self._projections(module)
         except AttributeError:

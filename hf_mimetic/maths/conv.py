@@ -13,6 +13,8 @@ Pure tensor maths: no transformers import.
 from __future__ import annotations
 
 import functools
+import math
+from typing import Sequence
 
 import torch
 
@@ -67,7 +69,7 @@ def filter_covariance(kernel_size: int, sigma: float, dtype: torch.dtype = torch
 
     Example:
         >>> t = filter_covariance(9, 0.5)
-        >>> torch.equal(t, block_transpose(t))
+        >>> torch.allclose(t, block_transpose(t))
         True
     """
     bump = gaussian_bump(kernel_size, sigma, dtype)
@@ -78,11 +80,23 @@ def filter_covariance(kernel_size: int, sigma: float, dtype: torch.dtype = torch
     return 0.5 * (mask * (dynamic - static) + static * dynamic)
 
 
+def psd_root(matrix: torch.Tensor) -> torch.Tensor:
+    """``R`` with ``R Rᵀ`` the nearest positive semi-definite matrix (in Frobenius norm) to the symmetric part of
+    ``matrix``: its eigenvectors scaled by the square roots of its positive eigenvalues, one column per positive
+    eigenvalue (the others are set to zero by the projection, so their columns would be zero)."""
+    return _root(*torch.linalg.eigh(0.5 * (matrix + matrix.mT)))
+
+
+def _root(eigenvalues: torch.Tensor, eigenvectors: torch.Tensor) -> torch.Tensor:
+    first = len(eigenvalues) - int((eigenvalues > 0).sum())  # eigh sorts ascending: the positive ones come last
+    return eigenvectors[:, first:] * eigenvalues[first:].sqrt()
+
+
 def nearest_psd(matrix: torch.Tensor) -> torch.Tensor:
     """The nearest positive semi-definite matrix (in Frobenius norm) to a symmetric one: its negative eigenvalues set
     to zero."""
-    eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
-    return (eigenvectors * eigenvalues.clamp_min(0)) @ eigenvectors.mT
+    root = psd_root(matrix)
+    return root @ root.mT
 
 
 def sigma_schedule(depth: float, sigma0: float, velocity: float, acceleration: float) -> float:
@@ -96,22 +110,57 @@ def sigma_schedule(depth: float, sigma0: float, velocity: float, acceleration: f
     return sigma0 + velocity * depth + 0.5 * acceleration * depth**2
 
 
-def sample_filters(covariance: torch.Tensor, count: int, mean: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
-    """``count`` filters ``(count, k, k)``, float32, from ``N(mean, Σ′)``, ``Σ′`` = ``covariance`` reshaped ``(k², k²)``
-    and projected to PSD (in float64); pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the sample (eq. 3.1),
-    i.e. row-major.
+#: (k, σ) → :func:`psd_root` of the construction's covariance: a few KB each, cleared when it reaches the bound.
+_ROOTS: dict[tuple[int, float], torch.Tensor] = {}
+_MAX_ROOTS = 1024
+
+
+def construction_roots(kernel_size: int, sigmas: Sequence[float]) -> list[torch.Tensor]:
+    """:func:`psd_root` of the construction's covariance (eq. 3.10) rearranged ``(k², k²)`` (eq. 3.1), float64, for
+    each ``σ``.
+
+    The roots not yet cached are computed in one batched eigendecomposition: inside a model's construction, one per
+    layer runs cold (between two layers' weight draws) and costs several times more. They are cached because they
+    depend on ``k`` and ``σ`` only: building a model again (another seed, a sweep) skips the eigendecompositions.
+    Read the results, do not modify them.
 
     Example:
-        >>> sample_filters(filter_covariance(7, 1.0), 192).shape
+        >>> [root.shape for root in construction_roots(7, [0.5, 2.5])]  # rank 29 of 49: Σ is not PSD before projection
+        [torch.Size([49, 29]), torch.Size([49, 29])]
+    """
+    k = kernel_size
+    missing = sorted({sigma for sigma in sigmas if (k, sigma) not in _ROOTS})
+    if missing:
+        if len(_ROOTS) + len(missing) > _MAX_ROOTS:
+            _ROOTS.clear()
+        covariances = torch.stack([filter_covariance(k, sigma).reshape(k * k, k * k) for sigma in missing])
+        eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (covariances + covariances.mT))  # symmetric to rounding
+        for sigma, values, vectors in zip(missing, eigenvalues, eigenvectors):
+            _ROOTS[(k, sigma)] = _root(values, vectors)
+    return [_ROOTS[(k, sigma)] for sigma in sigmas]
+
+
+def clear_roots() -> None:
+    """Forget the cached roots of :func:`construction_roots` (the benchmarks time first builds this way)."""
+    _ROOTS.clear()
+
+
+def sample_filters(root: torch.Tensor, count: int, mean: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """``count`` filters ``(count, k, k)``, float32, from ``N(mean, R Rᵀ)``, ``R = root`` of shape ``(k², r)`` (from
+    :func:`psd_root` or :func:`construction_roots`); pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the sample
+    (eq. 3.1), i.e. row-major.
+
+    Example:
+        >>> sample_filters(psd_root(filter_covariance(7, 1.0).reshape(49, 49)), 192).shape
         torch.Size([192, 7, 7])
     """
-    k = covariance.shape[0]
-    flat = covariance.reshape(k * k, k * k).double()
-    eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (flat + flat.mT))
-    root = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # Σ′ = root rootᵀ (the PSD projection)
-    noise = torch.randn(k * k, count, dtype=torch.float32, generator=generator)  # explicit: models may set bf16 as default
-    filters = (root.float() @ noise).mT
+    k = math.isqrt(root.shape[0])
+    # One standard normal per column of R (rank of the projected covariance: 29 of 49 for the 7×7 construction), not
+    # per pixel: the projection's zeroed directions would only cost draws. float32 is explicit: models may set bf16 as
+    # the default dtype.
+    noise = torch.randn(count, root.shape[1], dtype=torch.float32, generator=generator)
+    filters = noise @ root.mT.float()  # each row ~ N(0, R Rᵀ)
     if mean is not None:
         filters = filters + mean.reshape(1, k * k).float()
     return filters.reshape(count, k, k)
