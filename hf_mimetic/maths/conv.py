@@ -120,7 +120,7 @@ def construction_roots(kernel_size: int, sigmas: Sequence[float]) -> list[torch.
     each ``σ``.
 
     The roots not yet cached are computed in one batched eigendecomposition: inside a model's construction, one per
-    layer runs cold (between two layers' weight draws) and costs several times more. They are cached because they
+    layer runs cold (between two layers' weight draws) and costs about twice as much. They are cached because they
     depend on ``k`` and ``σ`` only: building a model again (another seed, a sweep) skips the eigendecompositions.
     Read the results, do not modify them.
 
