@@ -327,7 +327,9 @@ def paired_table(study: Study, groups: dict[tuple[str, float], list[dict[str, An
     if "default" not in best:
         return []
     baseline = {r["seed"]: r["results"] for r in groups[("default", best["default"])]}
-    lines = ["", "Paired with the default (variant − default, same seed), mean [min, max], seeds ahead:", "",
+    better = "lower" if study.lower_is_better else "higher"
+    lines = ["", f"Paired with the default (variant − default, same seed), mean [min, max], seeds ahead ({better} is "
+             "better):", "",
              "| variant | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]  # fmt: skip
     for variant in study.variants:
         if variant == "default" or variant not in best:
@@ -338,7 +340,7 @@ def paired_table(study: Study, groups: dict[tuple[str, float], list[dict[str, An
         cells = []
         for column in columns:
             gaps = [r["results"][column] - baseline[r["seed"]][column] for r in runs]
-            ahead = sum(gap > 0 for gap in gaps)
+            ahead = sum((gap < 0) if study.lower_is_better else (gap > 0) for gap in gaps)
             cells.append(f"{statistics.fmean(gaps):+.4f} [{min(gaps):+.3f}, {max(gaps):+.3f}], {ahead}/{len(gaps)}")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return lines
