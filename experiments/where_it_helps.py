@@ -70,7 +70,7 @@ for augment in (True, False):
         STUDIES[f"map-vit-digits-{'aug' if augment else 'noaug'}-s{steps}"] = Study(
             ScriptRun("train_image_classification", make_digits, flags, data="digits"), INITS,
             [1e-3, 2e-3, 4e-3] if steps < 3200 else [2e-3], **ACCURACY, seeds=[0, 1, 2],
-            sweep_seeds=[0] if steps < 3200 else None,
+            sweep_seeds=[0] if steps < 3200 else None, max_extensions=1,
         )  # fmt: skip
 
 
