@@ -131,23 +131,26 @@ def patched(owner, name: str, value):
         setattr(owner, name, original)
 
 
+def timer(totals: dict[str, float], name: str, function):
+    """``function``, adding the seconds each call takes to ``totals[name]``."""
+
+    def timed_call(*args, **kwargs):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        totals[name] += time.perf_counter() - start
+        return result
+
+    return timed_call
+
+
 @contextlib.contextmanager
 def hook_timing():
     """Seconds spent in ``PreTrainedModel._initialize_weights`` (the hook) and in the native one it wraps."""
     total = {"hook": 0.0, "native": 0.0}
     native_name = hook._NATIVE + "_initialize_weights"
 
-    def timer(name, function):
-        def timed_call(*args, **kwargs):
-            start = time.perf_counter()
-            result = function(*args, **kwargs)
-            total[name] += time.perf_counter() - start
-            return result
-
-        return timed_call
-
-    with (patched(PreTrainedModel, native_name, timer("native", PreTrainedModel.__dict__[native_name])),
-          patched(PreTrainedModel, "_initialize_weights", timer("hook", PreTrainedModel.__dict__["_initialize_weights"]))):
+    with (patched(PreTrainedModel, native_name, timer(total, "native", PreTrainedModel.__dict__[native_name])),
+          patched(PreTrainedModel, "_initialize_weights", timer(total, "hook", PreTrainedModel.__dict__["_initialize_weights"]))):
         yield total
 
 
@@ -156,18 +159,9 @@ def timing(module, spent: dict[str, list[float]]):
     """Add the seconds spent in each function of ``spent`` (names in ``module``) during the block to its list."""
     totals = dict.fromkeys(spent, 0.0)
 
-    def timer(name, function):
-        def timed_call(*args, **kwargs):
-            start = time.perf_counter()
-            result = function(*args, **kwargs)
-            totals[name] += time.perf_counter() - start
-            return result
-
-        return timed_call
-
     with contextlib.ExitStack() as stack:
         for name in spent:
-            stack.enter_context(patched(module, name, timer(name, getattr(module, name))))
+            stack.enter_context(patched(module, name, timer(totals, name, getattr(module, name))))
         yield
     for name, total in totals.items():
         spent[name].append(total)
