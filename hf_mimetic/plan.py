@@ -139,18 +139,20 @@ class Plan:
 def plan_of(model: nn.Module) -> Plan | None:
     """The cached plan of a model whose config asks for mimetic init (``None`` if it does not). Building the plan
     writes the resolved recipe into ``config.mimetic_config``."""
-    config = model.config
-    flag = getattr(config, "mimetic_init", None)
+    # Read from the config's own attributes: transformers' PretrainedConfig.__getattribute__ (which checks for
+    # per-layer attributes) costs more than the rest of this function, which runs once per module of every model.
+    attributes = object.__getattribute__(model.config, "__dict__")
+    flag = attributes.get("mimetic_init")
     if flag is None or flag is False:  # None: the flag was never set
         return None
     if flag is not True:
         raise ValueError(f"mimetic_init must be True or False, got {flag!r}")
-    value = getattr(config, "mimetic_config", None)
+    value = attributes.get("mimetic_config")
     cached = model.__dict__.get(_CACHE)
     if cached is not None and cached.model_id == id(model) and cached.source == value:
         return cached
     plan = Plan(model, value)
-    config.mimetic_config = plan.record()
-    plan.source, plan.model_id = dict(config.mimetic_config), id(model)
+    model.config.mimetic_config = plan.record()
+    plan.source, plan.model_id = dict(model.config.mimetic_config), id(model)
     object.__setattr__(model, _CACHE, plan)
     return plan

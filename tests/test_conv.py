@@ -19,6 +19,7 @@ import hf_mimetic.layouts.depthwise_conv as depthwise_conv
 from hf_mimetic import ConvMixerConfig, transfer_filter_covariance
 from hf_mimetic.maths.conv import (
     block_transpose,
+    clear_roots,
     construction_roots,
     empirical_covariance,
     filter_covariance,
@@ -43,6 +44,9 @@ def test_the_covariance_is_symmetric_block_transpose_symmetric_and_psd_once_proj
     rearranged = t.reshape(k * k, k * k)
     torch.testing.assert_close(rearranged, rearranged.T)  # symmetric in the rearranged form (eq. 3.1) ...
     torch.testing.assert_close(t, block_transpose(t))  # ... which is block-transpose symmetry in the block form
+    # Mirroring the filter (both pixels of a pair) leaves it unchanged: construction_roots relies on it.
+    torch.testing.assert_close(t, t.flip(0, 2))
+    torch.testing.assert_close(t, t.flip(1, 3))
     bump = gaussian_bump(k, sigma)
     torch.testing.assert_close(shifted_bumps(bump), block_transpose(shifted_bumps(bump)))  # C^B = C
     assert bump[k // 2, k // 2] == 1.0 and bump[0, 0] == pytest.approx(math.exp(-2 * (k // 2) ** 2 / (2 * sigma)))
@@ -65,6 +69,15 @@ def test_the_psd_root_keeps_one_column_per_positive_eigenvalue():
     [cached] = construction_roots(k, [1.0])
     assert construction_roots(k, [2.0, 1.0])[1] is cached  # cached; batched with one not yet cached
     torch.testing.assert_close(cached @ cached.T, root @ root.T)  # (eigenvectors are unique only up to rotation)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5, 9])
+def test_the_construction_roots_are_the_psd_projection_for_every_odd_size(kernel_size):
+    k, sigmas = kernel_size, [0.3, 1.0, 2.5]
+    clear_roots()
+    for sigma, root in zip(sigmas, construction_roots(k, sigmas)):  # eigendecomposed by mirror symmetry, in blocks
+        target = nearest_psd(filter_covariance(k, sigma).reshape(k * k, k * k))
+        torch.testing.assert_close(root @ root.T, target, atol=1e-12, rtol=0)
 
 
 def test_sampled_filters_have_the_projected_covariance_within_sampling_error():

@@ -60,7 +60,7 @@ class DepthwiseConv(Layout):
         weight = self.conv(module).weight
         if cfg.conv_covariance and writable(weight):
             [root] = construction_roots(weight.shape[-1], [sigma(cfg, depth)])
-            write(weight, cfg.conv_gain * sample_filters(root, weight.shape[0]).unsqueeze(1))
+            write(weight, sample_filters(root, weight.shape[0], scale=cfg.conv_gain).unsqueeze(1))
 
     def replaced(self, module: nn.Module, cfg: ConvConfig) -> tuple[tuple[nn.Module, nn.Parameter], ...]:
         conv = self.conv(module)

@@ -26,10 +26,15 @@ def gaussian_bump(kernel_size: int, sigma: float, dtype: torch.dtype = torch.flo
         >>> gaussian_bump(3, 1.0)[1, 1]
         tensor(1., dtype=torch.float64)
     """
+    return _bumps(kernel_size, [sigma]).to(dtype)[0]
+
+
+def _bumps(kernel_size: int, sigmas: Sequence[float]) -> torch.Tensor:
+    """:func:`gaussian_bump` for each ``σ``, ``(len(sigmas), k, k)``, float64."""
     _check_kernel_size(kernel_size)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    return torch.exp(_squared_distances(kernel_size).to(dtype) / (-2 * sigma))
+    if not all(sigma > 0 for sigma in sigmas):
+        raise ValueError(f"sigma must be > 0, got {[s for s in sigmas if not s > 0][0]!r}")
+    return torch.exp(_squared_distances(kernel_size) / (-2 * torch.tensor(sigmas, dtype=torch.float64)[:, None, None]))
 
 
 @functools.lru_cache(maxsize=16)
@@ -49,10 +54,10 @@ def _shift_index(kernel_size: int) -> torch.Tensor:
 def shifted_bumps(bump: torch.Tensor) -> torch.Tensor:
     """``C`` (eq. 3.6): block ``(i, j)`` is ``Z_σ`` cyclically shifted by ``(i − c, j − c)``, so its peak sits at
     ``(i, j)``: the "dynamic" positive component that follows the block. ``C^B = C`` because ``Z_σ`` is symmetric about
-    its centre, with or without the wrap-around."""
+    its centre, with or without the wrap-around. ``bump`` ``(..., k, k)`` gives ``(..., k, k, k, k)``."""
     # roll(Z, (i − c, j − c))[l, m] = Z[(l − i + c) mod k, (m − j + c) mod k], for every block (i, j) at once.
-    index = _shift_index(bump.shape[0])
-    return bump[index[:, None, :, None], index[None, :, None, :]]
+    index = _shift_index(bump.shape[-1])
+    return bump[..., index[:, None, :, None], index[None, :, None, :]]
 
 
 def block_transpose(covariance: torch.Tensor) -> torch.Tensor:
@@ -72,10 +77,14 @@ def filter_covariance(kernel_size: int, sigma: float, dtype: torch.dtype = torch
         >>> torch.allclose(t, block_transpose(t))
         True
     """
-    bump = gaussian_bump(kernel_size, sigma, dtype)
-    k = kernel_size
-    static = bump.expand(k, k, k, k)  # S[i, j, l, m] = Z[l, m]
-    mask = bump[:, :, None, None].expand(k, k, k, k)  # M[i, j, l, m] = Z[i, j]
+    return _covariances(kernel_size, [sigma]).to(dtype)[0]
+
+
+def _covariances(kernel_size: int, sigmas: Sequence[float]) -> torch.Tensor:
+    """:func:`filter_covariance` for each ``σ`` at once, ``(len(sigmas), k, k, k, k)``, float64."""
+    bump = _bumps(kernel_size, sigmas)
+    static = bump[:, None, None, :, :]  # S[i, j, l, m] = Z[l, m]
+    mask = bump[:, :, :, None, None]  # M[i, j, l, m] = Z[i, j]
     dynamic = shifted_bumps(bump)
     return 0.5 * (mask * (dynamic - static) + static * dynamic)
 
@@ -119,8 +128,9 @@ def construction_roots(kernel_size: int, sigmas: Sequence[float]) -> list[torch.
     """:func:`psd_root` of the construction's covariance (eq. 3.10) rearranged ``(k², k²)`` (eq. 3.1), float64, for
     each ``σ``.
 
-    The roots not yet cached are computed in one batched eigendecomposition: inside a model's construction, one per
-    layer runs cold (between two layers' weight draws) and costs about twice as much. They are cached because they
+    The roots not yet cached are computed in one batch (Σ for every ``σ``, then its eigendecomposition): inside a
+    model's construction, one eigendecomposition per layer runs cold (between two layers' weight draws) and costs about
+    twice as much. They are cached because they
     depend on ``k`` and ``σ`` only: building a model again (another seed, a sweep) skips the eigendecompositions.
     Read the results, do not modify them.
 
@@ -133,11 +143,34 @@ def construction_roots(kernel_size: int, sigmas: Sequence[float]) -> list[torch.
     if missing:
         if len(_ROOTS) + len(missing) > _MAX_ROOTS:
             _ROOTS.clear()
-        covariances = torch.stack([filter_covariance(k, sigma).reshape(k * k, k * k) for sigma in missing])
-        eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (covariances + covariances.mT))  # symmetric to rounding
-        for sigma, values, vectors in zip(missing, eigenvalues, eigenvectors):
-            _ROOTS[(k, sigma)] = _root(values, vectors)
+        covariances = _covariances(k, missing).reshape(len(missing), k * k, k * k)
+        # Σ is unchanged by mirroring the filter left-right or up-down (Z_σ and the wrap-around shifts are symmetric
+        # about the centre), so it is block-diagonal in a basis of filters even or odd under each mirror: four small
+        # eigendecompositions (16, 12, 12, 9 for 7×7) give Σ's, at less than half the cost of one of size k².
+        values, vectors = zip(*(_block_eigh(covariances, basis) for basis in _parity_bases(k)))
+        values, order = torch.cat(values, -1).sort(-1)  # ascending again: the positive eigenvalues come last
+        vectors = torch.cat(vectors, -1).gather(-1, order[:, None, :].expand(-1, k * k, -1))
+        scaled = vectors * values.clamp_min(0).sqrt()[:, None, :]
+        for sigma, columns, negative in zip(missing, scaled, (values <= 0).sum(-1).tolist()):
+            _ROOTS[(k, sigma)] = columns[:, negative:]  # one column per positive eigenvalue
     return [_ROOTS[(k, sigma)] for sigma in sigmas]
+
+
+def _block_eigh(covariances: torch.Tensor, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and eigenvectors (in pixel coordinates) of ``basisᵀ Σ basis`` for each ``Σ`` of a batch."""
+    values, vectors = torch.linalg.eigh(basis.mT @ covariances @ basis)  # eigh reads one triangle: rounding is moot
+    return values, basis @ vectors
+
+
+@functools.lru_cache(maxsize=16)
+def _parity_bases(kernel_size: int) -> tuple[torch.Tensor, ...]:
+    """Orthonormal bases ``(k², n)`` of the ``k × k`` filters that are even or odd under the left-right mirror and
+    under the up-down mirror (four subspaces, together all of ``R^{k²}``), row-major like eq. 3.1."""
+    k, c = kernel_size, kernel_size // 2
+    unit = torch.eye(k, dtype=torch.float64)
+    even = torch.stack([unit[c]] + [(unit[c - a] + unit[c + a]) / math.sqrt(2) for a in range(1, c + 1)], 1)
+    odd = torch.stack([(unit[c + a] - unit[c - a]) / math.sqrt(2) for a in range(1, c + 1)], 1) if c else unit[:, :0]
+    return tuple(torch.kron(rows, columns) for rows in (even, odd) for columns in (even, odd))
 
 
 def clear_roots() -> None:
@@ -145,11 +178,11 @@ def clear_roots() -> None:
     _ROOTS.clear()
 
 
-def sample_filters(root: torch.Tensor, count: int, mean: torch.Tensor | None = None,
+def sample_filters(root: torch.Tensor, count: int, mean: torch.Tensor | None = None, scale: float = 1.0,
                    generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
-    """``count`` filters ``(count, k, k)``, float32, from ``N(mean, R Rᵀ)``, ``R = root`` of shape ``(k², r)`` (from
-    :func:`psd_root` or :func:`construction_roots`); pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the sample
-    (eq. 3.1), i.e. row-major.
+    """``count`` filters ``(count, k, k)``, float32, from ``N(mean, scale² R Rᵀ)``, ``R = root`` of shape ``(k², r)``
+    (from :func:`psd_root` or :func:`construction_roots`); pixel ``(i, j)`` of a filter is coordinate ``k·i + j`` of the
+    sample (eq. 3.1), i.e. row-major.
 
     Example:
         >>> sample_filters(psd_root(filter_covariance(7, 1.0).reshape(49, 49)), 192).shape
@@ -160,7 +193,7 @@ def sample_filters(root: torch.Tensor, count: int, mean: torch.Tensor | None = N
     # per pixel: the projection's zeroed directions would only cost draws. float32 is explicit: models may set bf16 as
     # the default dtype.
     noise = torch.randn(count, root.shape[1], dtype=torch.float32, generator=generator)
-    filters = noise @ root.mT.float()  # each row ~ N(0, R Rᵀ)
+    filters = noise @ (scale * root.mT).float()  # rows ~ N(0, scale² R Rᵀ); scaling R costs less than the filters
     if mean is not None:
         filters = filters + mean.reshape(1, k * k).float()
     return filters.reshape(count, k, k)
