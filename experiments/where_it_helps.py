@@ -17,6 +17,7 @@ not). Evaluations every tenth of the budget.
 
 from __future__ import annotations
 
+import importlib
 import json
 import statistics
 from typing import Any
@@ -66,16 +67,18 @@ STUDIES: dict[str, Study] = {
 }
 
 # ViT on scikit-learn's digits (the digits-vit study's model): the gain over the budget, with the script's
-# augmentation and without. Budgets of 200 and 800 steps get the sweep; 3200 steps runs at each init's best rate at
-# 800 steps (a 3200-step sweep did not fit the CPU budget).
+# augmentation and without. Budgets of 200 and 800 steps get the sweep; 3200 steps runs each init at its best rate at
+# 800 steps with the same pipeline (docs/RESULTS.md §11; a 3200-step sweep does not fit the CPU budget).
 ACCURACY = {"select": "eval_accuracy", "columns": ["eval_accuracy", "test_accuracy"], "curves": {"eval_accuracy": float}}
+BEST_AT_800 = {True: {"default": 4e-3, "mimetic": 1e-3}, False: {"default": 5e-4, "mimetic": 2e-3}}  # by augment
 for augment in (True, False):
     for steps in (200, 800, 3200):
         flags = {**DIGITS_VIT, "max_steps": steps, "eval_steps": steps // 10, "logging_steps": steps // 10, "no_augment": not augment}
+        swept = steps < 3200
         STUDIES[f"map-vit-digits-{'aug' if augment else 'noaug'}-s{steps}"] = Study(
             ScriptRun("train_image_classification", make_digits, flags, data="digits"), INITS,
-            [1e-3, 2e-3, 4e-3] if steps < 3200 else [2e-3], **ACCURACY, seeds=[0, 1, 2],
-            sweep_seeds=[0] if steps < 3200 else None, max_extensions=1,
+            [1e-3, 2e-3, 4e-3] if swept else [], **ACCURACY, seeds=[0, 1, 2], sweep_seeds=[0] if swept else None,
+            max_extensions=1, extra_learning_rates={} if swept else {v: [lr] for v, lr in BEST_AT_800[augment].items()},
         )  # fmt: skip
 
 
@@ -157,5 +160,47 @@ def heatmaps(cells: list[dict[str, Any]]) -> None:
                 plt.close(figure)
 
 
+# ---------------------------------------------------------------------------------- learning rates, by family
+STUDY_FILES = ("length_generalization", "small_data", "conv_filters")  # and this file's own STUDIES
+#: What each study calls the family's preset (the recipe ``mimetic_init=True`` applies).
+PRESET_VARIANTS = ("mimetic", "language", "mimetic-no-conv", "covariance")
+SCRIPT_DEFAULT_MODEL = {"train_image_classification": "vit", "train_language_model": "gpt2"}  # their --model_type
+
+
+def family_of(study: Study) -> str:
+    if isinstance(study.run, SyntheticRun):
+        return study.run.model["model_type"]
+    return study.run.flags.get("model_type", SCRIPT_DEFAULT_MODEL[study.run.script])
+
+
+def learning_rates_command(args) -> None:
+    """Each init's best learning rate in every study where the default and the preset were both tuned (one sweep,
+    the same for both): what the recommendation by family is read from."""
+    rows = []
+    for studies in [importlib.import_module(name).STUDIES for name in STUDY_FILES] + [STUDIES]:
+        for name, study in studies.items():
+            records = load(name)
+            best = study.best_learning_rates(records)
+            preset = next((v for v in PRESET_VARIANTS if v in best), None)
+            if "default" not in best or preset is None:
+                continue
+            swept = study.scores(records, study.metric, study.sweep_seeds)
+            shown = {
+                v: f"{best[v]:g}{'*' if len(swept[v]) > 1 and best[v] in (min(swept[v]), max(swept[v])) else ''}"
+                for v in ("default", preset)
+            }  # fmt: skip
+            lrs = sorted(set(swept["default"]) | set(swept[preset]))
+            rows.append((family_of(study), name, shown["default"], shown[preset], best[preset] / best["default"],
+                         f"{lrs[0]:g}–{lrs[-1]:g}"))  # fmt: skip
+    print("| family | study | default's best lr | preset's best lr | preset / default | swept |")
+    print("|---|---|---:|---:|---:|---|")
+    for family, name, default, preset, ratio, swept in sorted(rows):
+        print(f"| {family} | {name} | {default} | {preset} | {ratio:.2g}× | {swept} |")
+    print("\n\\* at the edge of the sweep (the best may lie beyond it).")
+
+
 if __name__ == "__main__":
-    main(STUDIES, __doc__, {"map": ("tables and heat maps over every cell with results", map_command)})
+    main(STUDIES, __doc__, {
+        "map": ("tables and heat maps over every cell with results", map_command),
+        "learning-rates": ("each init's best learning rate in every tuned study, by family", learning_rates_command),
+    })  # fmt: skip
