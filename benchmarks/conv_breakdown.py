@@ -3,11 +3,11 @@
     python benchmarks/conv_breakdown.py
 
 Builds the model four ways, interleaved (21 repeats; the median over repeats of build / default within a repeat, and
-the fastest build of each way against the fastest default): the default; mimetic init with nothing to draw (``conv_covariance=False, freeze_filters=True``: the hook and
-the plan only); the covariance init as a first build in a process pays it (the cache of covariance roots cleared);
+the fastest build of each way against the fastest default): the default; mimetic init with nothing to draw
+(``conv_covariance=False, freeze_filters=True``: the hook and the plan only); the covariance init as a first build in a process pays it (the cache of covariance roots cleared);
 the covariance init built again (a sweep, another seed: the roots cached). Then times the covariance maths of the 32
-layers alone, outside any build: Σ (eq. 3.10), the eigendecomposition its PSD projection needs (per layer, and
-batched as the init does it), the normal draws and the product, against the uniform draw the default makes for the
+layers alone, outside any build: Σ (eq. 3.10), the eigendecomposition its PSD projection needs (per layer, and as
+the init does it: all layers at once, in mirror-symmetric blocks), the normal draws and the product, against the uniform draw the default makes for the
 same filters. Last, the time spent in those calls inside first builds, with the roots batched (the init) and with one
 per layer (``DepthwiseConv.prepare`` disabled): what the batching is for.
 """
@@ -91,9 +91,9 @@ def main() -> None:
     noise = torch.randn(WIDTH, rank)
     weight = torch.empty(WIDTH, 1, KERNEL, KERNEL)
     parts = {
-        "Σ (eq. 3.10)": lambda: [filter_covariance(KERNEL, s) for s in sigmas],
+        "Σ (eq. 3.10), one call per layer": lambda: [filter_covariance(KERNEL, s) for s in sigmas],
         "eigh (PSD projection), one call per layer": lambda: [psd_root(c) for c in covariances],
-        "Σ and eigh as the init computes them (one batched call)": lambda: (clear_roots(), construction_roots(KERNEL, sigmas)),
+        "Σ and eigh as the init computes them (all layers at once; eigh in mirror-symmetric blocks)": lambda: (clear_roots(), construction_roots(KERNEL, sigmas)),
         f"normal draws (rank {rank} of {KERNEL**2})": lambda: [torch.randn(WIDTH, r.shape[1]) for r in roots],
         "product": lambda: [noise @ r.mT.float() for r in roots],
         "the default's uniform draw (skipped)": lambda: [weight.uniform_(-0.1, 0.1) for _ in sigmas],
