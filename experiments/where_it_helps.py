@@ -83,6 +83,11 @@ for augment in (True, False):
 
 
 # ------------------------------------------------------------------------------------------------------------- map
+def at_edge(learning_rate: float, swept: dict[float, Any]) -> bool:
+    """Whether ``learning_rate`` is the lowest or highest of a sweep of more than one rate (the best may lie beyond)."""
+    return len(swept) > 1 and learning_rate in (min(swept), max(swept))
+
+
 def cell_summary(name: str) -> dict[str, Any] | None:
     """mimetic − default per reported column at each init's best learning rate, the edges, and the steps saved."""
     study, records = STUDIES[name], load(name)
@@ -106,7 +111,7 @@ def cell_summary(name: str) -> dict[str, Any] | None:
         reached = [s for s in sorted(by_step["mimetic"]) if statistics.fmean(by_step["mimetic"][s]) >= target]
         saved = 1 - reached[0] / steps[-1] if reached else None
     swept = study.scores(records, study.metric, study.sweep_seeds)
-    edge = {init: best[init] in (min(swept[init]), max(swept[init])) and len(swept[init]) > 1 for init in INITS}
+    edge = {init: at_edge(best[init], swept[init]) for init in INITS}
     return {
         "cell": name, "seeds": {init: len(runs[init]) for init in INITS}, "best_lr": best, "edge": edge,
         "default": mean["default"], "mimetic": mean["mimetic"],
@@ -186,10 +191,7 @@ def learning_rates_command(args) -> None:
             if "default" not in best or preset is None:
                 continue
             swept = study.scores(records, study.metric, study.sweep_seeds)
-            shown = {
-                v: f"{best[v]:g}{'*' if len(swept[v]) > 1 and best[v] in (min(swept[v]), max(swept[v])) else ''}"
-                for v in ("default", preset)
-            }  # fmt: skip
+            shown = {v: f"{best[v]:g}{'*' if at_edge(best[v], swept[v]) else ''}" for v in ("default", preset)}
             lrs = sorted(set(swept["default"]) | set(swept[preset]))
             rows.append((family_of(study), name, shown["default"], shown[preset], best[preset] / best["default"],
                          f"{lrs[0]:g}–{lrs[-1]:g}"))  # fmt: skip
