@@ -8,7 +8,8 @@
 
 Each repeat builds the default and the mimetic model back to back (alternating which goes first); the table reports
 the median seconds of each and the median over repeats of the ratio mimetic / default within a repeat (a shared VM's
-drift cancels within a pair). Only the ratio is meant to transfer between machines.
+drift cancels within a pair), with the middle half of those ratios (first to third quartile): how much one run of
+the table can be trusted. Only the ratio is meant to transfer between machines.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def build_seconds(auto, config, **kwargs) -> float:
     return seconds
 
 
-def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float, float]:
-    """Median seconds (default, mimetic) and the median ratio within a repeat; the first build of each kind is a
-    discarded warm-up."""
+def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float, list[float]]:
+    """Median seconds (default, mimetic) and the quartiles of the ratio within a repeat (the median is the middle
+    one); the first build of each kind is a discarded warm-up."""
     config = make_config()
     build_seconds(auto, config)
     build_seconds(auto, config, mimetic_init=True, **mimetic)
@@ -80,7 +81,8 @@ def measure(auto, make_config, repeats: int, **mimetic) -> tuple[float, float, f
         for times, kwargs in order if repeat % 2 == 0 else order[::-1]:
             times.append(build_seconds(auto, config, **kwargs))
     ratios = [m / d for d, m in zip(default, with_init)]
-    return statistics.median(default), statistics.median(with_init), statistics.median(ratios)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return statistics.median(default), statistics.median(with_init), quartiles
 
 
 def scaling_table(repeats: int) -> str:
@@ -90,7 +92,7 @@ def scaling_table(repeats: int) -> str:
     lines = ["| d | heads | default s/layer | mimetic extra s/layer | ratio |", "|---:|---:|---:|---:|---:|"]
     for d in (256, 512, 1024, 1600):
         make = lambda d=d: GPT2Config(n_embd=d, n_layer=4, n_head=d // 64, vocab_size=256, n_positions=256)
-        default, with_init, ratio = measure(AutoModelForCausalLM, make, repeats, mimetic_config={"preset": "vision"})
+        default, with_init, (_, ratio, _) = measure(AutoModelForCausalLM, make, repeats, mimetic_config={"preset": "vision"})
         lines.append(f"| {d} | {d // 64} | {default / 4:.4f} | {(with_init - default) / 4:.4f} | {ratio:.2f} |")
     return "\n".join(lines)
 
@@ -103,15 +105,16 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="also print the per-layer cost as d grows")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, qk_svd={args.qk_svd}\n")
-    print("| model | params | default s | mimetic s | ratio |\n|---|---:|---:|---:|---:|")
+    print("| model | params | default s | mimetic s | ratio | ratio's middle half |\n|---|---:|---:|---:|---:|---:|")
     for name in args.models:
         auto, make_config = MODELS[name]
         with torch.device("meta"):
             params = sum(p.numel() for p in auto.from_config(make_config()).parameters())
         # qk_svd is an attention option; SSM and conv models take their preset unchanged.
         mimetic = {} if name.startswith(("mamba", "conv")) else {"mimetic_config": {"qk_svd": args.qk_svd}}
-        default, with_init, ratio = measure(auto, make_config, args.repeats, **mimetic)
-        print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {ratio:.2f} |", flush=True)
+        default, with_init, (low, ratio, high) = measure(auto, make_config, args.repeats, **mimetic)
+        print(f"| {name} | {params / 1e6:.0f}M | {default:.2f} | {with_init:.2f} | {ratio:.2f} | {low:.2f}–{high:.2f} |",
+              flush=True)  # fmt: skip
     if args.scaling:
         print("\n" + scaling_table(args.repeats))
 
