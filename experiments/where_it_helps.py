@@ -4,6 +4,7 @@ a ViT on digits over training budget × augmentation, each init at its own best 
     python experiments/where_it_helps.py run --study "map-mamba2-*-s200" --sweep_only   # pass 1: one seed, the sweep
     python experiments/where_it_helps.py run --study map-mamba2-copy-d2-n32-w128-s200   # pass 2: seeds 1, 2 at the best
     python experiments/where_it_helps.py map                                            # tables + heat maps
+    python experiments/where_it_helps.py learning-rates                                 # best rates, every study
 
 Every cell is a :class:`~_runner.Study` of default vs mimetic init with the learning-rate sweep {3e-3, 1e-2} on seed
 0 (the two rates that won every earlier sweep, docs/RESULTS.md §4), extended once past the edge where an init's best
