@@ -148,7 +148,7 @@ def heatmaps(cells: list[dict[str, Any]]) -> None:
             for steps in (200, 1000):
                 columns = [(n, w) for n in states for w in widths]
                 grid = [[by_name.get(cell_name(arch, task, d, n, w, steps)) for n, w in columns] for d in depths]
-                if not any(c for row in grid for c in row):
+                if sum(c is not None for row in grid for c in row) < 2:  # a map needs two cells
                     continue
                 gain = [[list(c["gain"].values())[1] if c else float("nan") for c in row] for row in grid]
                 figure, ax = plt.subplots(figsize=(1.3 * len(columns) + 1.5, 1.0 * len(depths) + 1.2))
