@@ -4,12 +4,13 @@
 
 Builds the model four ways, interleaved (21 repeats; the median over repeats of build / default within a repeat, and
 the fastest build of each way against the fastest default): the default; mimetic init with nothing to draw
-(``conv_covariance=False, freeze_filters=True``: the hook and the plan only); the covariance init as a first build in a process pays it (the cache of covariance roots cleared);
-the covariance init built again (a sweep, another seed: the roots cached). Then times the covariance maths of the 32
-layers alone, outside any build: Σ (eq. 3.10), the eigendecomposition its PSD projection needs (per layer, and as
-the init does it: all layers at once, in mirror-symmetric blocks), the normal draws and the product, against the uniform draw the default makes for the
-same filters. Last, the time spent in those calls inside first builds, with the roots batched (the init) and with one
-per layer (``DepthwiseConv.prepare`` disabled): what the batching is for.
+(``conv_covariance=False, freeze_filters=True``: the hook and the plan only); the covariance init as a first build in
+a process pays it (the cache of covariance roots cleared); the covariance init built again (a sweep, another seed: the
+roots cached). Then times the covariance maths of the 32 layers alone, outside any build: Σ (eq. 3.10), the
+eigendecomposition its PSD projection needs (per layer, and as the init does it: all layers at once, in
+mirror-symmetric blocks), the normal draws and the product, against the uniform draw the default makes for the same
+filters. Last, the time spent in those calls inside first builds, with the roots batched (the init) and with one per
+layer (``DepthwiseConv.prepare`` disabled): what the batching is for.
 """
 
 from __future__ import annotations

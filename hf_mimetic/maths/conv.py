@@ -129,10 +129,9 @@ def construction_roots(kernel_size: int, sigmas: Sequence[float]) -> list[torch.
     each ``σ``.
 
     The roots not yet cached are computed in one batch (Σ for every ``σ``, then its eigendecomposition): inside a
-    model's construction, one eigendecomposition per layer runs cold (between two layers' weight draws) and costs about
-    twice as much. They are cached because they
-    depend on ``k`` and ``σ`` only: building a model again (another seed, a sweep) skips the eigendecompositions.
-    Read the results, do not modify them.
+    model's construction, one eigendecomposition per layer runs cold (between two layers' weight draws) and costs
+    about twice as much. They are cached because they depend on ``k`` and ``σ`` only: building a model again
+    (another seed, a sweep) skips the eigendecompositions. Read the results, do not modify them.
 
     Example:
         >>> [root.shape for root in construction_roots(7, [0.5, 2.5])]  # rank 29 of 49: Σ is not PSD before projection
