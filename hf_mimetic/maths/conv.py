@@ -93,12 +93,15 @@ def psd_root(matrix: torch.Tensor) -> torch.Tensor:
     """``R`` with ``R Rᵀ`` the nearest positive semi-definite matrix (in Frobenius norm) to the symmetric part of
     ``matrix``: its eigenvectors scaled by the square roots of its positive eigenvalues, one column per positive
     eigenvalue (the others are set to zero by the projection, so their columns would be zero)."""
-    return _root(*torch.linalg.eigh(0.5 * (matrix + matrix.mT)))
+    [root] = _roots(*torch.linalg.eigh(0.5 * (matrix + matrix.mT)[None]))
+    return root
 
 
-def _root(eigenvalues: torch.Tensor, eigenvectors: torch.Tensor) -> torch.Tensor:
-    first = len(eigenvalues) - int((eigenvalues > 0).sum())  # eigh sorts ascending: the positive ones come last
-    return eigenvectors[:, first:] * eigenvalues[first:].sqrt()
+def _roots(eigenvalues: torch.Tensor, eigenvectors: torch.Tensor) -> list[torch.Tensor]:
+    """For each matrix of a batch, from its eigenpairs sorted ascending: the eigenvectors of its positive eigenvalues
+    (the last ones) scaled by their square roots."""
+    scaled = eigenvectors * eigenvalues.clamp_min(0).sqrt()[:, None, :]
+    return [columns[:, negative:] for columns, negative in zip(scaled, (eigenvalues <= 0).sum(-1).tolist())]
 
 
 def nearest_psd(matrix: torch.Tensor) -> torch.Tensor:
@@ -147,11 +150,9 @@ def construction_roots(kernel_size: int, sigmas: Sequence[float]) -> list[torch.
         # about the centre), so it is block-diagonal in a basis of filters even or odd under each mirror: four small
         # eigendecompositions (16, 12, 12, 9 for 7×7) give Σ's, at less than half the cost of one of size k².
         values, vectors = zip(*(_block_eigh(covariances, basis) for basis in _parity_bases(k)))
-        values, order = torch.cat(values, -1).sort(-1)  # ascending again: the positive eigenvalues come last
+        values, order = torch.cat(values, -1).sort(-1)  # ascending again, as eigh returns them
         vectors = torch.cat(vectors, -1).gather(-1, order[:, None, :].expand(-1, k * k, -1))
-        scaled = vectors * values.clamp_min(0).sqrt()[:, None, :]
-        for sigma, columns, negative in zip(missing, scaled, (values <= 0).sum(-1).tolist()):
-            _ROOTS[(k, sigma)] = columns[:, negative:]  # one column per positive eigenvalue
+        _ROOTS.update(zip(((k, sigma) for sigma in missing), _roots(values, vectors)))
     return [_ROOTS[(k, sigma)] for sigma in sigmas]
 
 
