@@ -112,6 +112,8 @@ def cell_summary(name: str) -> dict[str, Any] | None:
     runs = {init: [r for r in records if r["variant"] == init and r["learning_rate"] == best[init]] for init in INITS}
     columns = [c.format(metric=study.metric) for c in study.columns]
     mean = {init: {c: statistics.fmean(r["results"][c] for r in runs[init]) for c in columns} for init in INITS}
+    std = {init: {c: statistics.stdev([r["results"][c] for r in runs[init]]) if len(runs[init]) > 1 else 0.0
+                  for c in columns} for init in INITS}  # fmt: skip
     curve = next(iter(study.curves)) if len(study.curves) == 1 else list(study.curves)[1]  # 2L for synthetic tasks
     by_step: dict[str, dict[int, list[float]]] = {init: {} for init in INITS}
     for init in INITS:
@@ -129,7 +131,7 @@ def cell_summary(name: str) -> dict[str, Any] | None:
     edge = {init: at_edge(best[init], swept[init]) for init in INITS}
     return {
         "cell": name, "seeds": {init: len(runs[init]) for init in INITS}, "best_lr": best, "edge": edge,
-        "default": mean["default"], "mimetic": mean["mimetic"],
+        "default": mean["default"], "mimetic": mean["mimetic"], "std": std,
         "gain": {c: mean["mimetic"][c] - mean["default"][c] for c in columns}, "steps_saved": saved,
     }  # fmt: skip
 
@@ -147,6 +149,7 @@ def map_command(args) -> None:
         print(f"| {cell['cell']} | {cell['seeds']['default']}/{cell['seeds']['mimetic']} | {lrs} | {gains} | {saved} |")
     print("\n\\* best learning rate at the edge of the sweep.")
     heatmaps(cells)
+    vit_budget_figure(cells)
 
 
 def heatmaps(cells: list[dict[str, Any]]) -> None:
@@ -178,6 +181,44 @@ def heatmaps(cells: list[dict[str, Any]]) -> None:
                 figure.tight_layout()
                 figure.savefig(FIGURES / f"map-{arch}-{task}-s{steps}.png", dpi=110)
                 plt.close(figure)
+
+
+def vit_budget_figure(cells: list[dict[str, Any]]) -> None:
+    """``docs/figures/map-vit-budget.png``: each ViT cell's test accuracy (mean ± std over its seeds) over the budget,
+    one panel per dataset, with and without augmentation: where the gain closes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_name = {c["cell"]: c for c in cells}
+    datasets = [data for data in VIT_DATA if any(name.startswith(f"map-vit-{data}-") for name in by_name)]
+    if not datasets:
+        return
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    for ax, data in zip(axes[0], datasets):
+        for augment, style in ((True, "-"), (False, "--")):
+            for init, color in (("default", "tab:blue"), ("mimetic", "tab:orange")):
+                prefix = f"map-vit-{data}-{'aug' if augment else 'noaug'}"
+                names = {steps: f"{prefix}-s{steps}" for steps in (200, 800, 3200)}
+                points = [(steps, by_name[name]) for steps, name in names.items() if name in by_name]
+                if not points:
+                    continue
+                ax.errorbar(
+                    [steps for steps, _ in points], [c[init]["test_accuracy"] for _, c in points],
+                    yerr=[c["std"][init]["test_accuracy"] for _, c in points], fmt="o" + style, color=color,
+                    capsize=3, label=f"{init}, {'augmentation' if augment else 'no augmentation'}",
+                )  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xticks([200, 800, 3200], ["200", "800", "3200"])
+        ax.minorticks_off()
+        ax.set_xlabel("training steps (each init at its best learning rate)", fontsize=8)
+        ax.set_ylabel("test accuracy", fontsize=8)
+        ax.set_title(f"ViT on {data}", fontsize=9)
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(FIGURES / "map-vit-budget.png", dpi=110)
+    plt.close(figure)
 
 
 # ---------------------------------------------------------------------------------- learning rates, by family
