@@ -78,12 +78,13 @@ VIT_DATA = {
     "digits": (make_digits, {}),
     "mnist": (make_mnist, {"image_size": 28, "patch_size": 4}),
 }
+VIT_BUDGETS = (200, 800, 3200)
 BEST_AT_800 = {  # (data, augment) → each init's best learning rate at 800 steps
     ("digits", True): {"default": 4e-3, "mimetic": 1e-3}, ("digits", False): {"default": 5e-4, "mimetic": 2e-3},
 }  # fmt: skip
 for data, (make_data, shape) in VIT_DATA.items():
     for augment in (True, False):
-        for steps in (200, 800, 3200):
+        for steps in VIT_BUDGETS:
             best_at_800 = BEST_AT_800.get((data, augment))
             swept = steps < 3200
             if not swept and best_at_800 is None:
@@ -137,7 +138,8 @@ def cell_summary(name: str) -> dict[str, Any] | None:
 
 
 def map_command(args) -> None:
-    """Markdown tables of every cell with results, ``experiments/results/map.json``, and heat maps of the 2L gain."""
+    """Markdown tables of every cell with results, ``experiments/results/map.json``, heat maps of the 2L gain and the
+    ViT's accuracy over the budget."""
     cells = [summary for name in STUDIES if (summary := cell_summary(name)) is not None]
     (RESULTS / "map.json").write_text(json.dumps(cells, indent=2))
     print("| cell | seeds (default/mimetic) | lr (default/mimetic) | gain at L, 2L, 4L (or val, test) | steps saved |")
@@ -200,7 +202,7 @@ def vit_budget_figure(cells: list[dict[str, Any]]) -> None:
         for augment, style in ((True, "-"), (False, "--")):
             for init, color in (("default", "tab:blue"), ("mimetic", "tab:orange")):
                 prefix = f"map-vit-{data}-{'aug' if augment else 'noaug'}"
-                names = {steps: f"{prefix}-s{steps}" for steps in (200, 800, 3200)}
+                names = {steps: f"{prefix}-s{steps}" for steps in VIT_BUDGETS}
                 points = [(steps, by_name[name]) for steps, name in names.items() if name in by_name]
                 if not points:
                     continue
@@ -210,7 +212,7 @@ def vit_budget_figure(cells: list[dict[str, Any]]) -> None:
                     capsize=3, label=f"{init}, {'augmentation' if augment else 'no augmentation'}",
                 )  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xticks([200, 800, 3200], ["200", "800", "3200"])
+        ax.set_xticks(VIT_BUDGETS, [str(steps) for steps in VIT_BUDGETS])
         ax.minorticks_off()
         ax.set_xlabel("training steps (each init at its best learning rate)", fontsize=8)
         ax.set_ylabel("test accuracy", fontsize=8)
