@@ -13,8 +13,8 @@ stopped. Protocol, the same for every variant (so the baseline gets exactly the 
 
 * ``sweep_seeds=None``: every seed runs every learning rate; each variant's learning rate is the one with the best
   mean ``select`` metric over its seeds;
-* otherwise a sweep on ``sweep_seeds`` (extended by a factor of 2 past its edge, at most ``max_extensions`` times,
-  while a variant's best is at the edge), then the other seeds at each variant's best learning rate.
+* otherwise a sweep on ``sweep_seeds`` (extended by a factor of 2 past its edge, at most ``max_extensions`` times in
+  all, while a variant's best is at the edge), then the other seeds at each variant's best learning rate.
 
 ``report`` prints, for each variant at its best learning rate, mean ± std [min, max] over seeds of each reported
 metric, then the whole sweep, and draws ``docs/figures/<study>.png`` (the sweep, and learning curves at the best
@@ -195,11 +195,14 @@ class Study:
         return best
 
     def extensions(self, records: list[dict[str, Any]]) -> list[tuple[str, float]]:
-        """``(variant, learning rate)`` one step beyond the sweep's edge for each variant whose best is at it."""
+        """``(variant, learning rate)`` one step beyond the sweep's edge for each variant whose best is at it and
+        whose sweep has been extended fewer than ``max_extensions`` times (over every ``run`` so far, not per call)."""
         cells = []
         swept = self.scores(records, self.metric, self.sweep_seeds)
         for variant, best in self.best_learning_rates(records).items():
             lrs = sorted(swept[variant])
+            if len(set(lrs) - set(self.learning_rates_of(variant))) >= self.max_extensions:
+                continue
             if best == lrs[0]:
                 cells.append((variant, best / 2))
             elif best == lrs[-1]:

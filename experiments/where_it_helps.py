@@ -9,8 +9,8 @@ steps it saves.
 
 Every cell is a :class:`~_runner.Study` of default vs mimetic init with the learning-rate sweep {3e-3, 1e-2} on seed
 0 (the two rates that won every earlier sweep, docs/RESULTS.md §4), extended once past the edge where an init's best
-sits, then seeds 1 and 2 at each init's best rate. Cells of 4 and more layers also run mimetic init on the first two
-layers only (the depth ablation).
+sits, then seeds 1 and 2 at each init's best rate. Cells of 4 and more layers add 2e-2 to the sweep and also run
+mimetic init on the first two layers only (the depth ablation).
 ``map`` reports, per cell, mimetic − default at L, 2L and 4L (means over the seeds that ran), whether each best rate
 sits at the edge of the sweep, and the steps saved: the first evaluation step at which mimetic init's mean 2L
 accuracy reaches the default's final one, as a fraction of the budget (``1 − fraction`` saved; "never" if it does
@@ -56,8 +56,11 @@ def synthetic_cell(arch: str, task: str, depth: int, state: int, width: int, ste
     # The depth ablation: is the deep models' missing gain the stacking of mimetic layers? Only the first two layers
     # (the shallow cells' whole model) get mimetic init; the rest keep the default.
     variants = {**INITS, "mimetic-first-2-layers": {"layers": [0, 1]}} if depth >= 4 else INITS
+    # Mimetic init's best rate on copy at 4 layers was 2e-2, past the first pass's sweep (docs/RESULTS.md §11, third
+    # pass): the deep cells sweep it for every variant.
+    learning_rates = LEARNING_RATES + [2e-2] if depth >= 4 else LEARNING_RATES
     return Study(
-        SyntheticRun(model, TASKS[task], max_steps=steps, eval_steps=steps // 10), variants, LEARNING_RATES,
+        SyntheticRun(model, TASKS[task], max_steps=steps, eval_steps=steps // 10), variants, learning_rates,
         metric="tf_token_accuracy", select=f"L{lengths[1]}_{{metric}}", columns=[f"L{n}_{{metric}}" for n in lengths],
         curves={f"eval_L{n}_token_accuracy": float for n in lengths}, seeds=[0, 1, 2], sweep_seeds=[0], max_extensions=1,
     )  # fmt: skip
