@@ -89,7 +89,7 @@ for data, (make_data, shape) in VIT_DATA.items():
     for augment in (True, False):
         for steps in VIT_BUDGETS:
             best_at_800 = BEST_AT_800.get((data, augment))
-            swept = steps < 3200
+            swept = steps < VIT_BUDGETS[-1]
             if not swept and best_at_800 is None:
                 continue
             flags = {**DIGITS_VIT, **shape, "max_steps": steps, "eval_steps": steps // 10, "logging_steps": steps // 10,
