@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import torch
 
-from hf_mimetic.tasks import TaskCollator, make_train_example
+from hf_mimetic.tasks import TaskCollator, TaskConfig, make_train_example
 from hf_mimetic.train.synthetic import SyntheticModelArguments, SyntheticTaskArguments, build_model
 
 VARIANTS = {"default": None, "mimetic": {}, "mimetic-first-2-layers": {"layers": [0, 1]}}
 INPUTS = ("input_ids", "labels", "attention_mask")
 
 
-def copy_batch(task, first_index: int, size: int = 32) -> dict[str, torch.Tensor]:
+def copy_batch(task: TaskConfig, first_index: int, size: int = 32) -> dict[str, torch.Tensor]:
     batch = TaskCollator(pad_token_id=task.pad_token_id)(
         [make_train_example(task, first_index + i) for i in range(size)]
     )
