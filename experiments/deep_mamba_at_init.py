@@ -8,17 +8,19 @@ the preset on layers 0–1 only trains with? Measured on one copy batch, no trai
 
     python experiments/deep_mamba_at_init.py            # about a minute on 2 cores
 
-Shape of the map's cell ``map-mamba2-copy-d8-n32-w128-s200`` (width 128, state 32, head dim 64) at 2 and 8 layers.
+The map's cell ``map-mamba2-copy-d8-n32-w128-s200`` (its model, task and variants; width 128, state 32) at 2 and 8
+layers.
 """
 
 from __future__ import annotations
 
 import torch
+from where_it_helps import STUDIES
 
 from hf_mimetic.tasks import TaskCollator, TaskConfig, make_train_example
 from hf_mimetic.train.synthetic import SyntheticModelArguments, SyntheticTaskArguments, build_model
 
-VARIANTS = {"default": None, "mimetic": {}, "mimetic-first-2-layers": {"layers": [0, 1]}}
+CELL = STUDIES["map-mamba2-copy-d8-n32-w128-s200"]
 INPUTS = ("input_ids", "labels", "attention_mask")
 
 
@@ -30,18 +32,18 @@ def copy_batch(task: TaskConfig, first_index: int, size: int = 32) -> dict[str, 
 
 
 def main() -> None:
-    task = SyntheticTaskArguments(task="copy", vocab_size=16, train_max_len=50).task_config()
+    task_arguments = SyntheticTaskArguments(**CELL.run.task)
+    task = task_arguments.task_config()
     train, held_out = copy_batch(task, 0), copy_batch(task, 10_000)
     print(
         "| layers | init | residual RMS after each layer | gradient norm: total, per layer | logit change, first "
         "Adam step at 1e-3 |\n|---|---|---|---|---|"
     )
     for depth in (2, 8):
-        for name, recipe in VARIANTS.items():
+        for name, recipe in CELL.variants.items():
             torch.manual_seed(0)
-            args = SyntheticModelArguments(model_type="mamba2", hidden_size=128, num_layers=depth, state_size=32,
-                                           head_dim=64, mimetic_init=recipe is not None)  # fmt: skip
-            model = build_model(args, task, 50, recipe or {})
+            args = SyntheticModelArguments(**{**CELL.run.model, "num_layers": depth}, mimetic_init=recipe is not None)
+            model = build_model(args, task, task_arguments.train_max_len, recipe or {})
             rms = residual_rms_per_layer(model, train)
             model(**train).loss.backward()
             per_layer = [gradient_norm(block) for block in model.backbone.layers]
