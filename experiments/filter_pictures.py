@@ -20,7 +20,7 @@ from transformers import AutoModelForImageClassification
 
 from hf_mimetic import transfer_filter_covariance
 from hf_mimetic.inspect.report import Source, inspect_models
-from hf_mimetic.registry import load_saved
+from hf_mimetic.loading import load_saved
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """hf_mimetic: mimetic initialization for Hugging Face transformers.
 
 ``import hf_mimetic`` teaches transformers models the mimetic init of Trockman & Kolter (thesis *Mimetic
-Initialization for Deep Neural Networks*, CMU-CS-25-114, §3.2–3.3) for every layer a registered layout recognises
-(:mod:`hf_mimetic.registry`)::
+Initialization for Deep Neural Networks*, CMU-CS-25-114, §3.2–3.3) for every layer a catalogued layout recognises
+(:mod:`hf_mimetic.catalog`), and in users' own models through :class:`MimeticInitMixin`::
 
     import hf_mimetic
     from transformers import AutoModelForCausalLM, GPT2Config
@@ -16,25 +16,32 @@ rounding; ``HF_MIMETIC_FAST_MAMBA_SCAN=0`` turns it off, see :mod:`hf_mimetic.op
 
 from __future__ import annotations
 
+import sys
+
 from .api import apply_mimetic_init, materialize, transfer_filter_covariance
 from .config import PRESETS, AttentionConfig, ConvConfig, MimeticConfig, MLPConfig, PositionConfig, SSMConfig
 from .hook import install, uninstall
 from .models.convmixer import ConvMixerConfig, ConvMixerForImageClassification, ConvMixerModel, register_auto_classes
 from .ops.selective_scan import enable_fast_mamba_scan
-from .registry import Family, model_types, register
+from .catalog import Family, model_types
+from .mixin import MimeticInitMixin
 
 __version__ = "0.2.0"
 
 install()
 register_auto_classes()
 enable_fast_mamba_scan()
+if "timm" in sys.modules:  # so that apply_mimetic_init can refuse weights timm loads from now on
+    from .integrations.timm import watch_pretrained_loading
 
-#: The registered model types (see :mod:`hf_mimetic.registry`).
+    watch_pretrained_loading()
+
+#: The catalogued model types (see :mod:`hf_mimetic.catalog`).
 FAMILIES = tuple(model_types())
 
 __all__ = [
     "FAMILIES", "PRESETS", "AttentionConfig", "ConvConfig", "ConvMixerConfig", "ConvMixerForImageClassification",
-    "ConvMixerModel", "Family", "MLPConfig", "MimeticConfig", "PositionConfig", "SSMConfig",
-    "apply_mimetic_init", "install", "materialize", "model_types", "register", "transfer_filter_covariance", "uninstall",
+    "ConvMixerModel", "Family", "MLPConfig", "MimeticConfig", "MimeticInitMixin", "PositionConfig", "SSMConfig",
+    "apply_mimetic_init", "install", "materialize", "model_types", "transfer_filter_covariance", "uninstall",
     "__version__",
 ]  # fmt: skip

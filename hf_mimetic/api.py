@@ -6,6 +6,7 @@ from itertools import chain
 from typing import Any
 
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 
 from .layouts.base import is_loaded, writable, write
@@ -14,30 +15,40 @@ from .maths.conv import empirical_covariance, interpolate_by_depth, psd_root, sa
 from .plan import Plan, find_targets
 
 
-def apply_mimetic_init(model: PreTrainedModel, **overrides: Any) -> PreTrainedModel:
+def apply_mimetic_init(model: nn.Module, **overrides: Any) -> nn.Module:
     """Apply mimetic init to an already-built model, in place, and return it.
 
     ``overrides`` are options on top of the model family's preset (see :class:`~hf_mimetic.MimeticConfig`). The
     model's config records the recipe (``mimetic_init=True`` and the full ``mimetic_config``). Refuses to overwrite
-    weights loaded by ``from_pretrained``.
+    weights loaded by ``from_pretrained``. timm models (ViT, DeiT, ConvMixer, ConvNeXt) work too, their recipe
+    recorded in ``model.pretrained_cfg`` (:mod:`hf_mimetic.integrations.timm`).
 
     Example:
         >>> model = ViTForImageClassification(ViTConfig(hidden_size=192, num_attention_heads=3, intermediate_size=768))
         >>> apply_mimetic_init(model, qk_beta=0.6, layers=[0, 1])
     """
-    plan = Plan(model, overrides)
-    loaded = [f"{t.name}.{name}" for t in plan.selected() for name, p in t.module.named_parameters() if is_loaded(p)]
-    if loaded:
-        raise ValueError(
-            f"apply_mimetic_init would overwrite {len(loaded)} tensors loaded by from_pretrained (e.g. {loaded[0]!r}); "
-            "mimetic init is for training from scratch: build the model with from_config(..., mimetic_init=True)"
-        )
+    if not isinstance(model, PreTrainedModel):
+        from .integrations import timm
+
+        plan = timm.timm_plan(model, overrides)
+    else:
+        plan = Plan(model, overrides)
+        loaded = [f"{t.name}.{name}" for t in plan.selected() for name, p in t.module.named_parameters() if is_loaded(p)]
+        if loaded:
+            raise ValueError(
+                f"apply_mimetic_init would overwrite {len(loaded)} tensors loaded by from_pretrained (e.g. "
+                f"{loaded[0]!r}); mimetic init is for training from scratch: build the model with "
+                "from_config(..., mimetic_init=True)"
+            )
     with torch.no_grad():
-        for target in plan.targets:
-            plan.initialize(target.module, model)
+        for module in {id(t.module): t.module for t in plan.targets}.values():
+            plan.initialize(module, model)
     plan.configure()
-    model.config.mimetic_init = True
-    model.config.mimetic_config = plan.record()
+    if isinstance(model, PreTrainedModel):
+        model.config.mimetic_init = True
+        model.config.mimetic_config = plan.record()
+    else:
+        timm.record(model, plan.record())
     return model
 
 

@@ -5,7 +5,7 @@
     hf-mimetic structure --model_type vit
     hf-mimetic inspect runs/vit/checkpoint-400 --model_type vit --init both --out figures/vit
     hf-mimetic inspect init:runs/vit runs/vit --out figures/vit-trained   # a trained model against its init
-    hf-mimetic coverage                 # the registry as a markdown table (the README's coverage table)
+    hf-mimetic coverage                 # the catalogue as a markdown table (the README's coverage table)
 
 ``inspect`` takes model folders, Trainer checkpoint folders, Hub ids, and ``--model_type T`` to build one (``--init``
 default, mimetic or both), and draws them side by side (see :mod:`hf_mimetic.inspect.report`).
@@ -32,7 +32,8 @@ from .inspect import columns, format_comparison, structure
 from .layouts.attention import AttentionLayout
 from .maths.attention import expected_qk_diagonal
 from .plan import find_targets
-from .registry import build, family, load_saved, model_types
+from .catalog import family, model_types
+from .loading import build, load_saved
 
 if TYPE_CHECKING:
     from .inspect.report import Source
@@ -46,10 +47,10 @@ COPY_LR = {"default": 3e-3, "mimetic": 1e-2}
 
 
 def describe(model_type: str, seed: int = 0) -> str:
-    """Markdown section for one model type (its showcase size): the recipe, expected values and the default →
+    """Markdown section for one model type (its example config): the recipe, expected values and the default →
     mimetic table."""
-    default = build(model_type, "showcase", seed).base_model
-    mimetic = build(model_type, "showcase", seed, mimetic_init=True).base_model
+    default = build(model_type, seed).base_model
+    mimetic = build(model_type, seed, mimetic_init=True).base_model
     recipe = mimetic.config.mimetic_config
     lines = [f"## {model_type}: {type(mimetic).__name__}, preset {recipe['preset']!r}"]
     attention = [t for t in find_targets(mimetic)[0] if isinstance(t.layout, AttentionLayout)]
@@ -71,13 +72,13 @@ def describe(model_type: str, seed: int = 0) -> str:
 
 
 def coverage_table() -> str:
-    """One row per registered model type: the class users train, the layers recognised (by kind: module class and
-    layout), and the preset. Found by building each type's tiny config on the meta device."""
+    """One row per catalogued model type: the class users train, the layers recognised (by kind: module class and
+    layout), and the preset. Found by building each type's example config on the meta device."""
     lines = ["| model type | class | layers recognised | preset |", "|---|---|---|---|"]
     for model_type in model_types():
         entry = family(model_type)
         with torch.device("meta"):
-            model = entry.auto().from_config(entry.config())
+            model = entry.auto().from_config(entry.config(model_type))
         found: dict[str, str] = {}
         for target in find_targets(model)[0]:
             found.setdefault(target.layout.kind, f"{type(target.module).__name__} ({target.layout.description})")
@@ -187,7 +188,7 @@ def inspect_command(args: argparse.Namespace) -> None:
     for model_type in args.model_type or []:
         for mimetic in inits:
             kwargs = {"mimetic_init": True} if mimetic else {}
-            model = build(model_type, args.size, args.seed, **kwargs).base_model
+            model = build(model_type, args.seed, **kwargs).base_model
             sources.append(Source(f"{model_type} ({'mimetic' if mimetic else 'default'})", model))
     if not sources:
         raise ValueError("nothing to inspect: give a model folder, a checkpoint, a Hub id or --model_type")
@@ -212,7 +213,6 @@ def main(argv: list[str] | None = None) -> None:
     looked.add_argument("--model_type", choices=model_types(), action="append", help="also build one of this type (repeatable)")
     looked.add_argument("--init", choices=["default", "mimetic", "both"], default="both", help="for --model_type")
     looked.add_argument("--mimetic", dest="init", action="store_const", const="mimetic", help="= --init mimetic")
-    looked.add_argument("--size", choices=["tiny", "showcase"], default="showcase", help="for --model_type")
     looked.add_argument("--seed", type=int, default=0)
     looked.add_argument("--out", required=True, help="folder for the figures and summary.json / summary.md")
     looked.add_argument("--crop", type=positive_int, help="show the central N×N block of each product")

@@ -14,19 +14,18 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from .catalog import FAMILIES, family, layouts_for, recognised_modules
 from .config import KINDS, RECORD, MimeticConfig
 from .config.base import check_layer_range
 from .layouts.base import Layout, writable
-from .registry import FAMILIES, layout_of, recognised_modules
 
-#: Preset for models whose type is not registered but whose layers are recognised, by the first kind found.
-FALLBACK_PRESET = {"attention": "vision", "positions": "vision", "mlp": "vision", "ssm": "ssm", "conv": "conv"}
 _CACHE = "_hf_mimetic_plan"
 
 
 @dataclass
 class Target:
-    """A module a layout recognised: its name in the model, its layout and its layer (``None``: outside the layers)."""
+    """A module a layout recognised: its name in the model, its layout and its layer (``None``: outside the layers).
+    A module recognised by layouts of several kinds (ConvMixer's block: ``conv`` and ``mlp``) is several targets."""
 
     name: str
     module: nn.Module
@@ -36,13 +35,21 @@ class Target:
     depth: float = 0.0
 
 
-def find_targets(model: nn.Module) -> tuple[list[Target], int]:
-    """Every module of ``model`` a registered layout recognises, in module order, and the number of layers."""
+def find_targets(
+    model: nn.Module, declared: tuple[Layout, ...] = (), layer_lists: tuple[str, ...] | None = None
+) -> tuple[list[Target], int]:
+    """Every (module, layout) of ``model`` that a layout recognises, in module order, and the number of layers.
+
+    ``declared``: the model class's own layouts, tried before the catalogue's (default: its ``mimetic_layouts``
+    attribute, see :class:`~hf_mimetic.MimeticInitMixin`). ``layer_lists``: the containers whose children are the
+    layers (default: every ``nn.ModuleList``, the innermost one holding a module giving its layer).
+    """
+    declared = declared or tuple(getattr(model, "mimetic_layouts", ()))
     matched, lists = [], []
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList):
+        if isinstance(module, nn.ModuleList) if layer_lists is None else name in layer_lists:
             lists.append(name)
-        if layout := layout_of(module):
+        for layout in layouts_for(module, declared):
             matched.append((name, module, layout))
 
     def block(name: str) -> tuple[str, int] | None:
@@ -73,24 +80,44 @@ def find_targets(model: nn.Module) -> tuple[list[Target], int]:
 
 
 class Plan:
-    """The targets of one model and the recipe resolved for them (``ValueError`` for anything that does not apply)."""
+    """The targets of one model and the recipe resolved for them (``ValueError`` for anything that does not apply).
 
-    def __init__(self, model: nn.Module, value: MimeticConfig | Mapping[str, Any] | None) -> None:
-        self.targets, self.num_layers = find_targets(model)
-        model_type = getattr(model.config, "model_type", type(model).__name__)
+    ``preset``: the preset the recipe starts from unless the user names one. Default: the model class's
+    ``mimetic_preset`` (:class:`~hf_mimetic.MimeticInitMixin`), else its catalogued family's; a model that has
+    neither must name it in ``value``. ``name``: the model's name in messages (default: its ``config.model_type``).
+    ``declared`` and ``layer_lists``: as :func:`find_targets`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        value: MimeticConfig | Mapping[str, Any] | None,
+        *,
+        preset: str | None = None,
+        name: str | None = None,
+        declared: tuple[Layout, ...] = (),
+        layer_lists: tuple[str, ...] | None = None,
+    ) -> None:
+        self.targets, self.num_layers = find_targets(model, declared, layer_lists)
+        config = getattr(model, "config", None)
+        name = name or getattr(config, "model_type", None) or type(model).__name__
         if not self.targets:
             raise ValueError(
-                f"mimetic init found no layer it recognises in {type(model).__name__} (model type {model_type!r}). It "
-                f"recognises {', '.join(recognised_modules())}; tested model types: {sorted(FAMILIES)}"
+                f"mimetic init found no layer it recognises in {type(model).__name__} (model type {name!r}). It "
+                f"recognises {', '.join(recognised_modules())} (catalogued model types: {sorted(FAMILIES)}); for a "
+                "model of your own, declare its layouts with MimeticInitMixin"
             )
         kinds = list(dict.fromkeys(t.layout.kind for t in self.targets))
-        family = FAMILIES.get(model_type)
-        preset = family.preset if family is not None else FALLBACK_PRESET[kinds[0]]
-        self.recipe = MimeticConfig.for_model(value, model_type, kinds, preset)
+        preset = preset or getattr(model, "mimetic_preset", None)
+        if preset is None and name in FAMILIES:
+            preset = FAMILIES[name].preset
+        self.recipe = MimeticConfig.for_model(value, name, kinds, preset)
         check_layer_range(self.recipe.layers, self.num_layers)
         for target in self.targets:
             target.layout.check(target.module, model)
-        self.by_module = {id(t.module): t for t in self.targets}
+        self.by_module: dict[int, list[Target]] = {}
+        for target in self.targets:
+            self.by_module.setdefault(id(target.module), []).append(target)
         # Parameters a selected target overwrites entirely, by the module that owns them (the hook asks per module).
         self.replaced: dict[int, list[nn.Parameter]] = {}
         selected = self.selected()
@@ -112,10 +139,10 @@ class Plan:
         return [p for p in self.replaced.get(id(module), ()) if writable(p)]
 
     def initialize(self, module: nn.Module, model: nn.Module) -> None:
-        """Write the init into ``module`` if it is a selected target (after its native init)."""
-        target = self.by_module.get(id(module))
-        if target is not None and self.recipe.selects(target.layer):
-            target.layout.initialize(module, self.recipe.kinds[target.layout.kind], model, depth=target.depth)
+        """Write the init into ``module`` for each target it is in a selected layer (after its native init)."""
+        for target in self.by_module.get(id(module), ()):
+            if self.recipe.selects(target.layer):
+                target.layout.initialize(module, self.recipe.kinds[target.layout.kind], model, depth=target.depth)
 
     def configure(self) -> None:
         """Settings that hold for loaded weights too (e.g. a frozen position table)."""
@@ -156,3 +183,33 @@ def plan_of(model: nn.Module) -> Plan | None:
     plan.source, plan.model_id = dict(model.config.mimetic_config), id(model)
     object.__setattr__(model, _CACHE, plan)
     return plan
+
+
+_KINDS: dict[str, tuple[str, ...]] = {}
+
+
+def family_kinds(model_type: str) -> tuple[str, ...]:
+    """The kinds of layer a catalogued family's models contain (found in its example model, built on the meta
+    device; cached)."""
+    if model_type not in _KINDS:
+        import torch
+
+        entry = family(model_type)
+        with torch.device("meta"):
+            model = entry.auto().from_config(entry.config(model_type))
+        _KINDS[model_type] = tuple(dict.fromkeys(t.layout.kind for t in find_targets(model)[0]))
+    return _KINDS[model_type]
+
+
+def recipe_for(model_type: str, value: MimeticConfig | Mapping[str, Any] | None = None, **options: Any) -> MimeticConfig:
+    """The full recipe a catalogued model type gets from ``value`` (what a user passes as ``mimetic_config``: ``None``,
+    a dict or a :class:`~hf_mimetic.MimeticConfig`) and ``options`` (overrides on top).
+
+    Example:
+        >>> recipe_for("gpt2", qk_beta=0.6).qk_alpha  # the GPT-2 family's preset, "language"
+        0.0
+    """
+    given = MimeticConfig.from_value(value)
+    options = {**given.overrides(), **options}
+    recipe = MimeticConfig(preset=options.pop("preset", given.preset), layers=options.pop("layers", given.layers), **options)
+    return recipe.resolved(family(model_type).preset, family_kinds(model_type), model_type)

@@ -29,7 +29,9 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments, ViTIma
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
 from hf_mimetic import transfer_filter_covariance
-from hf_mimetic.registry import ImageSizes, family, image_types, load_saved
+from hf_mimetic.catalog import family
+from hf_mimetic.loading import load_saved
+from hf_mimetic.train.sizes import IMAGE_CONFIGS, ImageSizes, image_types
 from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
@@ -96,7 +98,7 @@ class ModelArguments:
             num_layers=self.num_hidden_layers, num_labels=num_labels, num_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size, kernel_size=self.kernel_size,
         )  # fmt: skip
-        kwargs = family(self.model_type).image_config(sizes)
+        kwargs = IMAGE_CONFIGS[self.model_type](sizes)
         return AutoConfig.for_model(self.model_type, **kwargs, num_labels=num_labels, **labels)
 
 

@@ -42,7 +42,8 @@ from transformers import (
 )
 
 import hf_mimetic  # noqa: F401  (teaches from_config the mimetic_init flag)
-from hf_mimetic.registry import LMSizes, family, lm_types
+from hf_mimetic.catalog import family
+from hf_mimetic.train.sizes import LM_CONFIGS, LMSizes, lm_types
 from hf_mimetic.train import (
     DataSourceArguments,
     MimeticArguments,
@@ -108,7 +109,7 @@ class ModelArguments:
             hidden_size=self.n_embd, num_layers=self.n_layer, vocab_size=vocab_size, max_positions=self.block_size,
             head_dim=self.n_embd // self.n_head, num_kv_heads=self.n_kv_head,
         )  # fmt: skip
-        config = AutoConfig.for_model(self.model_type, **{**family(self.model_type).lm_config(sizes), **special_tokens})
+        config = AutoConfig.for_model(self.model_type, **{**LM_CONFIGS[self.model_type](sizes), **special_tokens})
         for name, value in config.to_dict().items():
             if isinstance(value, float) and name.endswith(("dropout", "pdrop", "dropout_prob")):
                 setattr(config, name, self.dropout)

@@ -1,6 +1,7 @@
-"""Shared by the tests: the registry's tiny config of each model type (all build in well under a second on CPU).
+"""Shared by the tests: a small config of each catalogued model type (:mod:`families`; all build in well under a
+second on CPU).
 
-Tests that take the ``family`` fixture run once per registered model type, so a new registry entry is tested
+Tests that take the ``family`` fixture run once per catalogued model type, so a new catalogue entry is tested
 without new test code.
 """
 
@@ -11,26 +12,27 @@ from functools import partial
 import pytest
 
 import hf_mimetic  # noqa: F401  (installs the hook)
-from hf_mimetic import registry
+from families import tiny_config
+from hf_mimetic import catalog, loading
 
 
 def config_of(model_type: str, **kwargs):
-    """The registry's tiny config of ``model_type``, with ``kwargs``."""
-    return registry.family(model_type).config(**kwargs)
+    """The test config of ``model_type`` (:func:`families.tiny_config`), with ``kwargs``."""
+    return tiny_config(model_type, **kwargs)
 
 
 vit_config, gpt2_config, mamba_config, mamba2_config = (partial(config_of, t) for t in ("vit", "gpt2", "mamba", "mamba2"))
-CONFIGS = {model_type: partial(config_of, model_type) for model_type in registry.model_types()}
+CONFIGS = {model_type: partial(config_of, model_type) for model_type in catalog.model_types()}
 
 
-@pytest.fixture(params=registry.model_types())
+@pytest.fixture(params=catalog.model_types())
 def family(request) -> str:
     return request.param
 
 
 def build(family: str, seed: int = 0, config=None, **kwargs):
-    """The family's model as users train it (its auto class), from ``config`` or the tiny one, built from ``seed``."""
-    return registry.build(family, seed=seed, config=config, **kwargs)
+    """The family's model as users train it (its auto class), from ``config`` or its test config, built from ``seed``."""
+    return loading.build(family, seed=seed, config=config if config is not None else config_of(family), **kwargs)
 
 
 def assert_resume_loses_nothing(main, argv: list[str], tmp_path, steps: int = 4, by_name_last: bool = False) -> None:

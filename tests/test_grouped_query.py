@@ -10,7 +10,9 @@ import pytest
 import torch
 from conftest import build
 
-from hf_mimetic.layouts.qkvo_linear import QKVO_LINEAR
+from hf_mimetic.layouts import QKVOLinear
+
+QKVO_LINEAR = QKVOLinear(("LlamaAttention",))
 
 ALPHA, BETA = 0.7, 0.7  # the vision values, so that the noise term matters (the decoder preset has α1 = 0)
 

@@ -18,7 +18,7 @@ from test_train_image_classification import write_imagefolder
 
 from hf_mimetic.cli import main as cli_main
 from hf_mimetic.inspect.report import Source, filter_mosaic, inspect_models
-from hf_mimetic.registry import saved_class
+from hf_mimetic.loading import saved_class
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -87,7 +87,7 @@ def test_a_trained_checkpoint_its_final_model_and_a_built_model_side_by_side(tmp
                                      "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1",
                                      "--eval_strategy", "no", "--mimetic_init"])  # fmt: skip
     out = tmp_path / "figures"
-    cli_main(["inspect", str(output / "checkpoint-1"), str(output), "--model_type", "vit", "--size", "tiny",
+    cli_main(["inspect", str(output / "checkpoint-1"), str(output), "--model_type", "vit", "--layers", "0",
               "--init", "mimetic", "--out", str(out), "--crop", "8"])  # fmt: skip
     data = json.loads((out / "summary.json").read_text())
     assert [s["name"] for s in data["sources"]] == ["checkpoint-1", "run", "vit (mimetic)"]

@@ -12,15 +12,15 @@ import math
 import pytest
 import torch
 from accelerate import init_empty_weights
-from conftest import build
+from conftest import build, config_of
 
-from hf_mimetic import materialize, registry
+from hf_mimetic import catalog, materialize
 from hf_mimetic.config import KINDS
 from hf_mimetic.inspect import structure
 from hf_mimetic.layouts.positions import PIXEL_RMS
 from hf_mimetic.maths.attention import expected_qk_diagonal
 from hf_mimetic.maths.conv import filter_covariance, nearest_psd, sigma_schedule
-from hf_mimetic.plan import find_targets
+from hf_mimetic.plan import family_kinds, find_targets
 
 
 def check_attention(layout, module, recipe, model) -> None:
@@ -89,17 +89,16 @@ def check_structure(model) -> None:
 
 def test_each_kind_of_layer_gets_its_structure(family):
     model = build(family, mimetic_init=True)
-    assert find_targets(model)[0], "the registry lists a family none of whose layers is recognised"
+    assert find_targets(model)[0], "the catalogue lists a family none of whose layers is recognised"
     check_structure(model)
 
 
 def test_the_recipe_is_the_familys_preset_and_records_what_was_initialised(family):
-    entry = registry.family(family)
     model = build(family, mimetic_init=True)
     recipe = model.config.mimetic_config
-    assert recipe["preset"] == entry.preset
+    assert recipe["preset"] == catalog.family(family).preset
     kinds = {t.layout.kind: t for t in find_targets(model)[0]}
-    assert set(entry.kinds()) == set(kinds)
+    assert set(family_kinds(family)) == set(kinds)
     active = {kind for kind in kinds if KINDS[kind].from_overrides({k: recipe[k] for k in KINDS[kind].field_names()}).active}
     assert set(recipe["initialized"]) == active
     targets = find_targets(model)[0]
@@ -114,7 +113,7 @@ def test_layer_selection_is_recorded(family):
 
 
 def test_options_of_kinds_the_model_lacks_are_refused(family):
-    present = set(registry.family(family).kinds())
+    present = set(family_kinds(family))
     absent = next(kind for kind in KINDS if kind not in present)
     option = KINDS[absent].field_names()[0]
     with pytest.raises(ValueError, match=rf"mimetic_config key '{option}' does not apply to {family} models \(.*\); valid keys"):
@@ -133,10 +132,9 @@ def test_a_model_built_without_weights_is_materialised_with_its_init(family, mim
     random draws need not be the same (building on the meta device draws nothing), so the mimetic model is held to
     the same checks as from_config's, and the default one to its statistics."""
     kwargs = {"mimetic_init": True} if mimetic_init else {}
-    entry = registry.family(family)
     torch.manual_seed(0)
     with init_empty_weights():
-        empty = entry.auto().from_config(entry.config(), **kwargs)
+        empty = catalog.family(family).auto().from_config(config_of(family), **kwargs)
     materialize(empty, "cpu")
     for name, tensor in empty.state_dict().items():
         assert torch.isfinite(tensor).all(), name
@@ -151,9 +149,8 @@ def test_a_model_built_without_weights_is_materialised_with_its_init(family, mim
 
 def test_stock_to_empty_then_init_weights_is_what_materialize_fixes():
     """The reason materialize exists: stock transformers leaves uninitialised memory on this route."""
-    entry = registry.family("gpt2")
     with init_empty_weights():
-        model = entry.auto().from_config(entry.config())
+        model = catalog.family("gpt2").auto().from_config(config_of("gpt2"))
     model.to_empty(device="cpu")
     for tensor in model.parameters():
         tensor.data.fill_(float("nan"))  # what uninitialised memory may hold

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_resume_loses_nothing, build
+from conftest import assert_resume_loses_nothing, build, config_of
 from test_train_image_classification import TINY as IMAGE_TINY
 from test_train_image_classification import write_imagefolder
 from test_train_language_model import TINY as TEXT_TINY
 from test_train_language_model import write_text_files
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from hf_mimetic import MimeticConfig, registry
+from hf_mimetic import MimeticConfig, catalog
 from hf_mimetic.cli import main as cli_main
+from hf_mimetic.plan import recipe_for
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -105,10 +106,10 @@ def test_presets_are_the_same_from_an_object_and_from_a_dict(family):
     from_dict = build(family, mimetic_init=True, mimetic_config=options)
     from_object = build(family, mimetic_init=True, mimetic_config=MimeticConfig(**options))
     assert from_object.config.mimetic_config == from_dict.config.mimetic_config
-    assert from_dict.config.mimetic_config["preset"] == registry.family(family).preset
+    assert from_dict.config.mimetic_config["preset"] == catalog.family(family).preset
     for name, tensor in from_dict.state_dict().items():
         assert torch.equal(tensor, from_object.state_dict()[name]), name
-    assert MimeticConfig.for_family("gpt2", qk_beta=0.6).position_scale == 1.0  # the language preset, not vision
+    assert recipe_for("gpt2", qk_beta=0.6).position_scale == 1.0  # the language preset, not vision
 
 
 # --------------------------------------------------------------------------- bad settings: the valid range
@@ -138,18 +139,18 @@ def test_bad_values_raise_a_value_error_naming_the_valid_range(family, settings,
 
 @pytest.mark.parametrize("flag", ["yes", 1, None])
 def test_mimetic_init_must_be_a_bool(flag, tmp_path):
-    config = registry.family("gpt2").config(mimetic_init=flag)
+    config = config_of("gpt2", mimetic_init=flag)
     if flag is None:  # None on a config is "not set": the native init
         assert AutoModel.from_config(config).config.mimetic_init is None
         return
     with pytest.raises(ValueError, match=rf"mimetic_init must be True or False, got {flag!r}"):
         AutoModel.from_config(config)
     with pytest.raises(ValueError, match=rf"mimetic_init must be True or False, got {flag!r}"):
-        AutoModel.from_config(registry.family("gpt2").config(), mimetic_init=flag)
+        AutoModel.from_config(config_of("gpt2"), mimetic_init=flag)
 
 
 def test_a_one_layer_model_says_one_layer(tmp_path):
-    config = registry.family("mamba").config(num_hidden_layers=1)
+    config = config_of("mamba", num_hidden_layers=1)
     with pytest.raises(ValueError, match=r"layers \[1\] out of range: the model has 1 layer \(valid: 0\)"):
         AutoModel.from_config(config, mimetic_init=True, mimetic_config={"layers": [1]})
 
@@ -162,8 +163,8 @@ FUZZ_VALUES = [0, 1, -1, 0.5, 2, 1e-3, 1e30, -1e30, math.inf, -math.inf, math.na
 @pytest.mark.parametrize("seed", range(12))
 def test_fuzzed_mimetic_config_either_raises_value_error_or_builds_a_finite_model_that_round_trips(seed, tmp_path):
     rng = random.Random(seed)
-    model_type = registry.model_types()[seed % len(registry.model_types())]
-    keys = sorted({*MimeticConfig.for_family(model_type).to_dict(), "qk_alpha", "ssm_a", "bogus", "initialized"})
+    model_type = catalog.model_types()[seed % len(catalog.model_types())]
+    keys = sorted({*recipe_for(model_type).to_dict(), "qk_alpha", "ssm_a", "bogus", "initialized"})
     for trial in range(6):
         settings = {rng.choice(keys): rng.choice(FUZZ_VALUES) for _ in range(rng.randint(1, 3))}
         try:

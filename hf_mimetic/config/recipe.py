@@ -50,8 +50,6 @@ class MimeticConfig:
         >>> model = AutoModelForCausalLM.from_config(GPT2Config(), mimetic_init=True, mimetic_config=recipe)
         >>> model.config.mimetic_config["qk_alpha"]  # the GPT-2 family's preset, "language"
         0.0
-        >>> MimeticConfig.for_family("gpt2", qk_beta=0.6).qk_alpha
-        0.0
     """
 
     def __init__(self, preset: str | None = None, layers: list[int] | None = None, **options: Any) -> None:
@@ -89,7 +87,8 @@ class MimeticConfig:
 
     @classmethod
     def for_model(
-        cls, value: "MimeticConfig | Mapping[str, Any] | None", model_name: str, kinds: Iterable[str], default_preset: str
+        cls, value: "MimeticConfig | Mapping[str, Any] | None", model_name: str, kinds: Iterable[str],
+        default_preset: str | None,
     ) -> "MimeticConfig":
         """The full recipe for a model named ``model_name`` whose layers are of ``kinds``: what the user passed
         (``None``, a dict or a ``MimeticConfig``), validated and resolved against the preset."""
@@ -100,26 +99,12 @@ class MimeticConfig:
                     raise ValueError(f"unknown mimetic_config key {name!r}; valid keys for {model_name}: {applicable}")
         return cls.from_value(value).resolved(default_preset, kinds, model_name)
 
-    @classmethod
-    def for_family(cls, model_type: str, **options: Any) -> "MimeticConfig":
-        """The recipe a registered model type gets with these overrides (its preset, its kinds of layer)."""
-        from ..registry import family
-
-        entry = family(model_type)
-        return cls(**options).resolved(entry.preset, entry.kinds(), model_type)
-
-    @classmethod
-    def resolve(cls, model_type: str, value: "MimeticConfig | Mapping[str, Any] | None") -> "MimeticConfig":
-        """:meth:`for_family` for a value as a user passes it (``None``, a dict or a ``MimeticConfig``)."""
-        recipe = cls.from_value(value)
-        return cls.for_family(model_type, preset=recipe.preset, layers=recipe.layers, **recipe.overrides())
-
     # --------------------------------------------------------------------------------------------------- resolution
     def overrides(self) -> dict[str, Any]:
         """Every option the user set, flat."""
         return {name: value for config in self.kinds.values() for name, value in config.overrides().items()}
 
-    def resolved(self, default_preset: str, kinds: Iterable[str], model_name: str) -> "MimeticConfig":
+    def resolved(self, default_preset: str | None, kinds: Iterable[str], model_name: str) -> "MimeticConfig":
         """The full recipe for a model whose layers are of ``kinds``: every option of those kinds filled from the
         preset (``self.preset`` or ``default_preset``) and the overrides. Raises ``ValueError`` for an option or a
         preset that does not apply to the model."""
@@ -132,8 +117,14 @@ class MimeticConfig:
                     f"valid keys: {applicable}"
                 )
         preset = self.preset or default_preset
+        valid = tuple(name for name in PRESETS if preset_kinds(name) & set(kinds))
+        if preset is None:
+            raise ValueError(
+                f"{model_name} is not in hf_mimetic's catalogue, so its recipe must name the preset it starts from "
+                f"(its layers were recognised by structure: {', '.join(kinds)}): pass mimetic_config={{'preset': ...}}, "
+                f"or set mimetic_preset on a MimeticInitMixin model class; valid presets: {valid}"
+            )
         if not preset_kinds(preset) & set(kinds):
-            valid = tuple(name for name in PRESETS if preset_kinds(name) & set(kinds))
             raise ValueError(f"preset {preset!r} does not apply to {model_name} models; valid presets: {valid}")
         result = MimeticConfig(preset=preset, layers=self.layers)
         result.kinds = {kind: self.kinds[kind].resolve(PRESETS[preset]) for kind in kinds}

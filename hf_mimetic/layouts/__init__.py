@@ -1,15 +1,22 @@
-"""Layer layouts: one module per way a model stores the weights mimetic init is about.
-
-Importing this package registers every layout and the model families they serve (:mod:`hf_mimetic.registry`).
+"""Layer layouts: one module per way a model stores the weights mimetic init is about. Each is a pure class: it
+recognises modules, writes the init into them and reads the structure back. Which layouts exist, for which module
+classes and in which order, is data in :data:`hf_mimetic.catalog.LAYOUTS`.
 """
 
-from . import (  # noqa: F401  (registration)
-    depthwise_conv,
-    fused_qkv,
-    gpt2_conv1d,
-    mamba,
-    mamba2,
-    mlp,
-    positions,
-    qkvo_linear,
-)
+from .attention import AttentionLayout, Factors, Geometry
+from .base import Layout
+from .depthwise_conv import DepthwiseConv
+from .fused_qkv import FusedQKV
+from .gpt2_conv1d import GPT2Conv1D
+from .mamba import MambaMixerLayout
+from .mamba2 import Mamba2MixerLayout
+from .mlp import FirstMLPLayer
+from .positions import PatchGridTable, PositionTable, TimmPatchGridTable, TokenTable
+from .qkvo_linear import QKVOLinear
+from .ssm import MixerLayout
+
+__all__ = [
+    "AttentionLayout", "DepthwiseConv", "Factors", "FirstMLPLayer", "FusedQKV", "GPT2Conv1D", "Geometry", "Layout",
+    "Mamba2MixerLayout", "MambaMixerLayout", "MixerLayout", "PatchGridTable", "PositionTable", "QKVOLinear",
+    "TimmPatchGridTable", "TokenTable",
+]  # fmt: skip

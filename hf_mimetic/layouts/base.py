@@ -21,8 +21,10 @@ class Layout:
     """How one layer layout stores the weights mimetic init is about: what it recognises, how it writes the init,
     and how to read the structure back from the weights.
 
-    Subclasses set ``kind`` (the config kind they read: ``"attention"``, ``"positions"``, ``"mlp"``, ``"ssm"``) and
-    ``module_classes`` (class names they recognise), and implement :meth:`initialize` and :meth:`read`.
+    Subclasses set ``kind`` (the config kind they read: ``"attention"``, ``"positions"``, ``"mlp"``, ``"ssm"``,
+    ``"conv"``) and implement :meth:`initialize` and :meth:`read`; an instance is constructed with the names of the
+    module classes it recognises (:data:`hf_mimetic.catalog.LAYOUTS` lists them). Layouts are pure: constructing or
+    importing one changes nothing.
     """
 
     kind: ClassVar[str]
@@ -32,6 +34,9 @@ class Layout:
     description: ClassVar[str] = ""
     #: Whether it may recognise modules of classes it does not name (by their structure); see ``recognises``.
     structural: bool = False
+
+    def __init__(self, module_classes: tuple[str, ...] = ()) -> None:
+        self.module_classes = tuple(module_classes)
 
     def recognises(self, module: nn.Module) -> bool:
         return type(module).__name__ in self.module_classes

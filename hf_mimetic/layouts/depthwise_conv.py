@@ -16,7 +16,6 @@ from torch import nn
 
 from ..config.conv import ConvConfig
 from ..maths.conv import construction_roots, sample_filters, sigma_schedule
-from ..registry import Family, ImageSizes, register
 from .base import Layout, freeze_if, writable, write
 
 
@@ -32,7 +31,8 @@ class DepthwiseConv(Layout):
         self.attribute = attribute
 
     def conv(self, module: nn.Module) -> nn.Conv2d:
-        return getattr(module, self.attribute)  # a child (get_submodule, for dotted paths, costs twice as much)
+        # A child by getattr; get_submodule (dotted paths, e.g. timm's "fn.0") costs twice as much.
+        return module.get_submodule(self.attribute) if "." in self.attribute else getattr(module, self.attribute)
 
     def check(self, module: nn.Module, model: nn.Module) -> None:
         conv = self.conv(module)
@@ -91,29 +91,3 @@ class DepthwiseConv(Layout):
 def sigma(cfg: ConvConfig, depth: float) -> float:
     """The Gaussian width of the layer at relative depth ``depth`` (eq. 3.11)."""
     return sigma_schedule(depth, cfg.conv_sigma0, cfg.conv_sigma_velocity, cfg.conv_sigma_acceleration)
-
-
-DEPTHWISE_CONV = register(DepthwiseConv(("ConvMixerLayer", "ConvNextLayer", "ConvNextV2Layer")))
-
-def convnext_config(sizes: ImageSizes) -> dict:
-    """A two-stage ConvNeXt (the second stage downsamples 2× and doubles the width), its 7×7 depthwise filters."""
-    first = sizes.num_layers - sizes.num_layers // 2
-    return dict(
-        num_stages=2, hidden_sizes=[sizes.hidden_size, 2 * sizes.hidden_size], depths=[first, sizes.num_layers - first],
-        patch_size=sizes.patch_size, image_size=sizes.image_size, num_channels=sizes.num_channels,
-    )  # fmt: skip
-
-
-register(Family(
-    "convmixer", preset="conv", auto_class="AutoModelForImageClassification",
-    tiny=dict(hidden_size=32, depth=3, kernel_size=5, patch_size=2, image_size=16, num_labels=5),
-    showcase=dict(hidden_size=256, depth=8, kernel_size=9, patch_size=2, image_size=32, num_labels=10),
-    image_config=lambda s: dict(hidden_size=s.hidden_size, depth=s.num_layers, kernel_size=s.kernel_size,
-                                patch_size=s.patch_size, image_size=s.image_size, num_channels=s.num_channels),
-))  # fmt: skip
-for model_type in ("convnext", "convnextv2"):
-    register(Family(
-        model_type, preset="conv", auto_class="AutoModelForImageClassification",
-        tiny=dict(hidden_sizes=[16, 32], depths=[2, 1], num_stages=2, patch_size=2, image_size=16, num_labels=5),
-        image_config=convnext_config,
-    ))  # fmt: skip

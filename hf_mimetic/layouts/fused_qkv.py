@@ -9,13 +9,11 @@ The output projection is a separate ``nn.Linear`` (``o_proj``, ``Wo``, ``dense``
 
 from __future__ import annotations
 
-from functools import partial
 from operator import attrgetter
 
 import torch
 from torch import nn
 
-from ..registry import Family, attention_lm, register
 from .attention import AttentionLayout, Factors, Geometry
 from .base import linear_map, write, zero_
 
@@ -67,26 +65,3 @@ class FusedQKV(AttentionLayout):
         fused = linear_map(qkv, qkv.in_features)  # (d, rows): columns are the fused layer's outputs
         q, k, v = (fused[:, rows] for rows in self._rows(self.geometry(module)))
         return Factors(q, k, v, linear_map(out, out.in_features))
-
-
-PHI3 = register(FusedQKV(("Phi3Attention",), "qkv_proj", "o_proj", "blocks", "head_dim", kv_heads="num_key_value_heads"))
-MODERNBERT = register(FusedQKV(("ModernBertAttention",), "Wqkv", "Wo", "blocks", "head_dim"))
-GPT_NEOX = register(FusedQKV(("GPTNeoXAttention",), "query_key_value", "dense", "per_head", "head_size"))
-
-register(Family(
-    "phi3", preset="decoder", auto_class="AutoModelForCausalLM",
-    tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-              vocab_size=64, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0),
-    lm_config=partial(attention_lm, kv_heads=True, mlp="gated"),
-))  # fmt: skip
-register(Family(
-    "gpt_neox", preset="decoder", auto_class="AutoModelForCausalLM",
-    tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, vocab_size=64,
-              max_position_embeddings=128, bos_token_id=0, eos_token_id=2),  # partial rotary (rotary_pct 0.25)
-    lm_config=partial(attention_lm, mlp="plain"),
-))  # fmt: skip
-register(Family(
-    "modernbert", preset="encoder", auto_class="AutoModelForMaskedLM",
-    tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, vocab_size=64,
-              pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2),
-))  # fmt: skip

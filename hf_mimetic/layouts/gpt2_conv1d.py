@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import Family, attention_lm, register
 from .attention import AttentionLayout, Factors, Geometry
 from .base import linear_map, write, zero_
 
@@ -14,7 +13,6 @@ from .base import linear_map, write, zero_
 class GPT2Conv1D(AttentionLayout):
     """``GPT2Attention`` (self-attention only: cross-attention, ``add_cross_attention=True``, keeps its native init)."""
 
-    module_classes = ("GPT2Attention",)
     description = "GPT-2 Conv1D c_attn = [q, k, v], c_proj"
 
     def recognises(self, module: nn.Module) -> bool:
@@ -43,15 +41,3 @@ class GPT2Conv1D(AttentionLayout):
         d = module.embed_dim
         qkv = linear_map(module.c_attn, d)
         return Factors(qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :], linear_map(module.c_proj, d))
-
-
-GPT2_CONV1D = register(GPT2Conv1D())
-
-register(
-    Family(
-        "gpt2", preset="language", auto_class="AutoModelForCausalLM",
-        tiny=dict(n_embd=64, n_layer=3, n_head=4, vocab_size=64, n_positions=48, bos_token_id=0, eos_token_id=0),
-        showcase=dict(n_embd=256, n_layer=4, n_head=4, vocab_size=256, n_positions=256, bos_token_id=255, eos_token_id=255),
-        lm_config=attention_lm,
-    )
-)  # fmt: skip

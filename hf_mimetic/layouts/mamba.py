@@ -11,13 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import Family, register
 from .base import zero_
 from .ssm import MixerLayout, ProjectionRows, ScanInputs
 
 
 class MambaMixerLayout(MixerLayout):
-    module_classes = ("MambaMixer", "FalconMambaMixer", "JambaMambaMixer")
     description = "Mamba: x_proj = [Δ, W_B, W_C], dt_proj, A_log (E, N)"
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
@@ -46,31 +44,3 @@ class MambaMixerLayout(MixerLayout):
         delta = nn.functional.softplus(mixer.dt_proj(time_step).float())  # dt_proj's bias is Mamba's Δ bias
         a = -torch.exp(mixer.A_log.float())
         return ScanInputs(projection_input[..., None], delta, a, b[:, :, None], c[:, :, None])
-
-
-MAMBA_MIXER = register(MambaMixerLayout())
-
-MAMBA_LM = lambda s: dict(  # noqa: E731
-    hidden_size=s.hidden_size, num_hidden_layers=s.num_layers, state_size=s.state_size, expand=s.expand,
-    vocab_size=s.vocab_size, pad_token_id=s.vocab_size - 1,
-)
-register(Family(
-    "falcon_mamba", preset="ssm", auto_class="AutoModelForCausalLM",
-    tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, vocab_size=32, conv_kernel=4), lm_config=MAMBA_LM,
-))  # fmt: skip
-# A hybrid: Mamba layers, attention every other layer (grouped-query), mixture-of-experts MLPs.
-register(Family(
-    "jamba", preset="hybrid", auto_class="AutoModelForCausalLM",
-    tiny=dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-              vocab_size=64, attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
-              num_experts=2, mamba_d_state=8, mamba_dt_rank=8),
-))  # fmt: skip
-
-register(
-    Family(
-        "mamba", preset="ssm", auto_class="AutoModelForCausalLM",
-        tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, vocab_size=32, conv_kernel=4),
-        showcase=dict(hidden_size=128, num_hidden_layers=4, state_size=32, vocab_size=32),
-        lm_config=MAMBA_LM,
-    )
-)  # fmt: skip

@@ -11,13 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import Family, LMSizes, register
 from .base import writable, write
 from .ssm import MixerLayout, ProjectionRows, ScanInputs
 
 
 class Mamba2MixerLayout(MixerLayout):
-    module_classes = ("Mamba2Mixer", "BambaMixer", "Zamba2MambaMixer")
     description = "Mamba 2: in_proj = [z, x, W_B, W_C, Δ], A_log per head"
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:
@@ -66,42 +64,3 @@ class Mamba2MixerLayout(MixerLayout):
         b, c = (t.view(batch, length, groups, state).repeat_interleave(heads_per_group, dim=2) for t in (b, c))
         x = x.view(batch, length, mixer.num_heads, mixer.head_dim)
         return ScanInputs(x, delta, -torch.exp(mixer.A_log.float()), b, c)
-
-
-MAMBA2_MIXER = register(Mamba2MixerLayout())
-
-
-def lm_config(sizes: LMSizes) -> dict:
-    """Mamba 2 splits its inner width (expand × d) into SSM heads of ``head_dim``."""
-    inner = sizes.expand * sizes.hidden_size
-    if inner % sizes.head_dim:
-        raise ValueError(f"head_dim {sizes.head_dim} must divide the Mamba 2 inner width expand × hidden_size = {inner}")
-    return dict(
-        hidden_size=sizes.hidden_size, num_hidden_layers=sizes.num_layers, state_size=sizes.state_size, expand=sizes.expand,
-        head_dim=sizes.head_dim, num_heads=inner // sizes.head_dim, n_groups=1, vocab_size=sizes.vocab_size,
-        pad_token_id=sizes.vocab_size - 1, chunk_size=sizes.chunk_size,
-    )  # fmt: skip
-
-register(
-    Family(
-        "mamba2", preset="ssm", auto_class="AutoModelForCausalLM",
-        tiny=dict(hidden_size=32, num_hidden_layers=3, state_size=8, num_heads=4, head_dim=16, n_groups=2, vocab_size=32, conv_kernel=4),
-        showcase=dict(hidden_size=128, num_hidden_layers=4, state_size=32, num_heads=4, head_dim=64, n_groups=1, vocab_size=32),
-        lm_config=lm_config,
-    )
-)  # fmt: skip
-
-# Hybrids: Bamba (Mamba 2 layers and a grouped-query attention layer), Zamba 2 (Mamba 2 layers and a transformer block
-# shared by every "hybrid" layer; that block attends over [hidden, embeddings], a map from 2d to d that the attention
-# init's square W_V W_O target does not cover, so it keeps its native init).
-register(Family(
-    "bamba", preset="hybrid", auto_class="AutoModelForCausalLM",
-    tiny=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-              vocab_size=64, attn_layer_indices=[1], mamba_n_heads=8, mamba_d_head=16, mamba_d_state=8, mamba_n_groups=1),
-))  # fmt: skip
-register(Family(
-    "zamba2", preset="hybrid", auto_class="AutoModelForCausalLM",
-    tiny=dict(hidden_size=64, num_hidden_layers=4, layers_block_type=["mamba", "hybrid", "mamba", "hybrid"],
-              num_attention_heads=4, num_key_value_heads=4, intermediate_size=128, vocab_size=64, mamba_d_state=8,
-              n_mamba_heads=8, mamba_ngroups=1, attention_head_dim=32),
-))  # fmt: skip

@@ -7,7 +7,6 @@ from typing import Any
 from torch import nn
 
 from ..config.mlp import MLPConfig
-from ..registry import register
 from .base import Layout, writable, write
 
 
@@ -31,12 +30,3 @@ class FirstMLPLayer(Layout):
 
     def read(self, module: nn.Module) -> dict[str, Any]:
         return {"mean": self.weight(module).detach().float().mean().item()}
-
-
-# Plain two-layer MLPs only: in a gated MLP (Llama's gate_proj and up_proj) "the first layer" is not one matrix.
-FIRST_MLP_LAYER = register(FirstMLPLayer({
-    "ViTMLP": "fc1", "DeiTMLP": "fc1", "GPT2MLP": "c_fc", "BertIntermediate": "dense", "RobertaIntermediate": "dense",
-    "GPTNeoXMLP": "dense_h_to_4h",
-    # ConvMixer's channel mixing is one pointwise convolution; ConvNeXt's MLP is pwconv1 → GELU → pwconv2.
-    "ConvMixerLayer": "pwconv", "ConvNextLayer": "pwconv1", "ConvNextV2Layer": "pwconv1",
-}))  # fmt: skip

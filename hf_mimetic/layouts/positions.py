@@ -16,7 +16,6 @@ from torch import nn
 
 from ..config.positions import PositionConfig
 from ..maths.positions import sinusoidal_1d, sinusoidal_2d
-from ..registry import register
 from .base import Layout, freeze_if, writable, write
 
 #: RMS of normalised pixel values assumed for the patch embeddings' scale: image processors map pixels to about
@@ -109,8 +108,27 @@ class TokenTable(PositionTable):
         return model.config.initializer_range
 
 
-PATCH_GRID = register(PatchGridTable({"ViTEmbeddings": 1, "DeiTEmbeddings": 2}))
-TOKEN_TABLE = register(TokenTable({
-    "GPT2Model": "wpe.weight", "BertEmbeddings": "position_embeddings.weight",
-    "RobertaEmbeddings": "position_embeddings.weight",
-}))  # fmt: skip
+class TimmPatchGridTable(PositionTable):
+    """timm's ViT and DeiT: the model's own ``pos_embed`` ``(1, prefix + grid, d)`` over ``patch_embed.grid_size``; the
+    rows of the class (and distillation) tokens stay zero, unless the model keeps no rows for them
+    (``no_embed_class``). The patch embeddings' std is measured from the patch projection's weights (timm draws them
+    with PyTorch's default, not from a config)."""
+
+    description = "2-D sinusoids over the patch grid (timm pos_embed)"
+
+    def recognises(self, module: nn.Module) -> bool:
+        return super().recognises(module) and getattr(module, "pos_embed", None) is not None
+
+    def table(self, module: nn.Module) -> nn.Parameter:
+        return module.pos_embed
+
+    def sinusoids(self, module: nn.Module, table: nn.Parameter) -> torch.Tensor:
+        grid_h, grid_w = module.patch_embed.grid_size
+        leading = 0 if module.no_embed_class else module.num_prefix_tokens
+        values = torch.zeros(table.shape, dtype=torch.float32)
+        values[0, leading:] = sinusoidal_2d(grid_h, grid_w, table.shape[-1])
+        return values
+
+    def embedding_std(self, module: nn.Module, model: nn.Module) -> float:
+        weight = module.patch_embed.proj.weight
+        return patch_embedding_std(weight[0].numel(), weight.detach().float().std().item())

@@ -4,17 +4,15 @@ Mistral, Qwen2, Qwen3, Gemma, OLMo 2, and the attention layers of Jamba and Bamb
 ``q_proj.weight`` rows ``h·k:(h+1)·k`` are ``(W_Q^h)ᵀ``; ``k_proj`` and ``v_proj`` have ``G·k`` rows for ``G``
 key/value heads (grouped-query attention); ``o_proj.weight`` is ``W_Oᵀ``. Any module with ``q_proj``, ``k_proj``,
 ``v_proj`` and ``o_proj`` linear children, a ``head_dim`` and a square residual map is recognised by that structure
-alone, so a new Llama-like model needs only its :class:`~hf_mimetic.registry.Family` line.
+alone, so a new Llama-like model needs only its line in :data:`hf_mimetic.catalog.FAMILIES`.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from operator import attrgetter
 
 from torch import nn
 
-from ..registry import Family, attention_lm, encoder_lm, register, vision_transformer
 from .attention import AttentionLayout, Factors, Geometry
 from .base import linear_map, write, zero_
 
@@ -69,39 +67,3 @@ class QKVOLinear(AttentionLayout):
 
     def factors_of(self, module: nn.Module) -> Factors:
         return Factors(*(linear_map(p, p.in_features) for p in self._projections(module)))
-
-
-QKVO_LINEAR = register(QKVOLinear(("ViTAttention", "DeiTAttention", "LlamaAttention"), structural=True))
-BERT_QKVO = register(
-    QKVOLinear(("BertAttention", "RobertaAttention"), ("self.query", "self.key", "self.value", "output.dense"),
-               head_dim="self.attention_head_size")
-)  # fmt: skip
-
-VISION = dict(hidden_size=96, num_hidden_layers=3, num_attention_heads=3, intermediate_size=192, image_size=16, patch_size=4, num_labels=5)
-# A decoder with grouped-query attention: 4 query heads share 2 key/value heads.
-DECODER = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-               vocab_size=64, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
-ENCODER = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, vocab_size=64,
-               max_position_embeddings=66, pad_token_id=1)  # fmt: skip
-decoder_lm = partial(attention_lm, kv_heads=True, mlp="gated")
-
-for model_type, preset, auto, tiny, extra in [
-    # The thesis's CIFAR-10 ViT-Tiny (§3.2.4) is the showcase: width 192, depth 12, 3 heads, patch 2, 32×32 input.
-    ("vit", "vision", "AutoModelForImageClassification", VISION,
-     dict(image_config=vision_transformer,
-          showcase=dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768, image_size=32, patch_size=2))),
-    # DeiT maps to two head classes: transformers' auto class needs `architectures` to choose.
-    ("deit", "vision", "AutoModelForImageClassification", {**VISION, "architectures": ["DeiTForImageClassification"]},
-     dict(image_config=lambda sizes: {**vision_transformer(sizes), "architectures": ["DeiTForImageClassification"]})),
-    ("llama", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),
-    ("mistral", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),
-    ("qwen2", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),  # q/k/v biases
-    ("qwen3", "decoder", "AutoModelForCausalLM", {**DECODER, "head_dim": 16}, dict(lm_config=decoder_lm)),  # QK-norm
-    # Gemma: 4 heads of 32 on width 64 (q_proj 64 → 128, not square) sharing one key/value head (multi-query).
-    ("gemma", "decoder", "AutoModelForCausalLM", {**DECODER, "num_key_value_heads": 1, "head_dim": 32}, {}),
-    ("olmo2", "decoder", "AutoModelForCausalLM", DECODER, dict(lm_config=decoder_lm)),  # QK-norm over all heads
-    ("bert", "encoder", "AutoModelForMaskedLM", {**ENCODER, "pad_token_id": 0}, dict(lm_config=encoder_lm)),
-    # RoBERTa numbers positions from padding_idx + 1 (padding_idx 1: two rows before the first position).
-    ("roberta", "encoder", "AutoModelForMaskedLM", ENCODER, dict(lm_config=partial(encoder_lm, position_offset=2))),
-]:  # fmt: skip
-    register(Family(model_type, preset=preset, auto_class=auto, tiny=tiny, **extra))

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, TrainerCallback, TrainingArguments
 
-from ..registry import LMSizes, family, lm_types
+from .sizes import LM_CONFIGS, LMSizes, lm_types
 from ..tasks import TASKS, TaskCollator, TaskConfig, make_eval_dataset, make_train_dataset
 from ..tasks.metrics import argmax_logits, compute_metrics, evaluate_lengths
 from .arguments import MimeticArguments
@@ -69,7 +69,7 @@ class SyntheticModelArguments:
             head_dim=self.head_dim, state_size=self.state_size, expand=self.expand, chunk_size=self.chunk_size,
             num_kv_heads=self.num_kv_heads,
         )  # fmt: skip
-        return family(self.model_type).lm_config(sizes)
+        return LM_CONFIGS[self.model_type](sizes)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Mimetic init outside transformers' own model classes: :mod:`.timm`."""
