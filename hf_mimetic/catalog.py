@@ -162,12 +162,14 @@ FAMILIES: dict[str, Family] = {
 
 # --------------------------------------------------------------------------------------------------------------- timm
 class TimmFamily(NamedTuple):
-    """A timm model class: its preset, the layouts of its modules, and the containers whose children are its layers
-    (a regular expression over module names: timm keeps blocks in ``nn.Sequential``, not ``nn.ModuleList``)."""
+    """A timm model class: its preset, the layouts of its modules, the containers whose children are its layers (a
+    regular expression over module names: timm keeps blocks in ``nn.Sequential``, not ``nn.ModuleList``), and the
+    name of one timm model of the class (``hf-mimetic coverage``)."""
 
     preset: str
     layouts: tuple[Layout, ...]
     layers: str
+    example: str = ""
 
 
 TIMM_VIT = TimmFamily("vision", (
@@ -185,10 +187,10 @@ TIMM_CONVNEXT = TimmFamily("conv", (DepthwiseConv(("ConvNeXtBlock",), attribute=
 
 #: timm model class name → what mimetic init knows of it (``hf_mimetic.integrations.timm``).
 TIMM_MODELS: dict[str, TimmFamily] = {
-    "VisionTransformer": TIMM_VIT,
-    "VisionTransformerDistilled": TIMM_VIT,  # DeiT with a distillation token
-    "ConvMixer": TIMM_CONV_MIXER,
-    "ConvNeXt": TIMM_CONVNEXT,
+    "VisionTransformer": TIMM_VIT._replace(example="vit_tiny_patch16_224"),  # ViT and DeiT
+    "VisionTransformerDistilled": TIMM_VIT._replace(example="deit_tiny_distilled_patch16_224"),  # distillation token
+    "ConvMixer": TIMM_CONV_MIXER._replace(example="convmixer_768_32"),
+    "ConvNeXt": TIMM_CONVNEXT._replace(example="convnext_atto"),
 }
 
 

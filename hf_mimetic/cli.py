@@ -73,7 +73,8 @@ def describe(model_type: str, seed: int = 0) -> str:
 
 def coverage_table() -> str:
     """One row per catalogued model type: the class users train, the layers recognised (by kind: module class and
-    layout), and the preset. Found by building each type's example config on the meta device."""
+    layout), and the preset, found by building each type's example config on the meta device; then the timm models
+    recognised."""
     lines = ["| model type | class | layers recognised | preset |", "|---|---|---|---|"]
     for model_type in model_types():
         entry = family(model_type)
@@ -84,6 +85,29 @@ def coverage_table() -> str:
             found.setdefault(target.layout.kind, f"{type(target.module).__name__} ({target.layout.description})")
         layers = "; ".join(f"{kind}: {found[kind]}" for kind in KINDS if kind in found)
         lines.append(f"| `{model_type}` | {type(model).__name__} | {layers} | `{entry.preset}` |")
+    return "\n".join(lines) + "\n\n" + timm_coverage_table()
+
+
+def timm_coverage_table() -> str:
+    """One row per timm model class hf_mimetic recognises (:data:`~hf_mimetic.catalog.TIMM_MODELS`), with the layers
+    found in one model of it, built on the meta device."""
+    from .catalog import TIMM_MODELS
+
+    try:
+        import timm
+    except ImportError:
+        return "timm models: timm is not installed (pip install 'hf_mimetic[timm]')."
+    from .integrations.timm import timm_plan
+
+    lines = ["| timm model class | e.g. | layers recognised | preset |", "|---|---|---|---|"]
+    for name, entry in TIMM_MODELS.items():
+        with torch.device("meta"):
+            model = timm.create_model(entry.example)
+        found: dict[str, str] = {}
+        for target in timm_plan(model, {}).targets:
+            found.setdefault(target.layout.kind, f"{type(target.module).__name__} ({target.layout.description})")
+        layers = "; ".join(f"{kind}: {found[kind]}" for kind in KINDS if kind in found)
+        lines.append(f"| {name} | `{entry.example}` | {layers} | `{entry.preset}` |")
     return "\n".join(lines)
 
 

@@ -197,3 +197,21 @@ def test_the_maths_configs_layouts_and_catalogue_import_nothing_above_them():
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("hf_mimetic"):
                 offending.append(f"{path.relative_to(package)}: from {node.module}")
     assert not offending, offending
+
+
+@pytest.mark.parametrize("section", ["### Your own model", "### timm"])
+def test_the_readmes_examples_run(section):
+    import re
+    from pathlib import Path
+
+    if section == "### timm":
+        pytest.importorskip("timm")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme[readme.index(section) :], re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, f"README {section}", "exec"), namespace)
+    if section == "### Your own model":
+        assert namespace["model"].config.mimetic_config["initialized"] == {"attention": [0, 1], "mlp": [0, 1]}
+        assert (namespace["w_v"] @ namespace["w_o"]).diagonal().mean().item() == pytest.approx(-0.4, abs=0.05)
+    else:
+        assert namespace["convnext"].pretrained_cfg["mimetic_config"]["conv_gain"] == 0.5
