@@ -8,7 +8,7 @@ The reference backward is O(T²) (see the module docstring of ``hf_mimetic.ops.s
 *measured* up to ``--ref-max-length``; longer lengths get an estimate from a fit ``t = a·T + b·T²`` through the
 measured points, labelled "extrapolated" in the table.
 
-Example (the command used for docs/RESULTS_mamba_scan.md)::
+Example (the command used for docs/RESULTS.md, "The fast Mamba 1 scan")::
 
     python benchmarks/bench_mamba_scan.py --lengths 128,256,1024 --steps 3 --ref-max-length 256
 """

@@ -1,4 +1,4 @@
-"""Where the covariance init's construction time goes, for ConvMixer-768/32 (docs/RESULTS.md §1).
+"""Where the covariance init's construction time goes, for ConvMixer-768/32 (docs/RESULTS.md, "Cost of construction").
 
     python benchmarks/conv_breakdown.py
 

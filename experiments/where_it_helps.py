@@ -7,9 +7,9 @@ steps it saves.
     python experiments/where_it_helps.py map                                            # tables + heat maps
     python experiments/where_it_helps.py learning-rates                                 # best rates, every study
 
-Every cell is a :class:`~_runner.Study` of default vs mimetic init with the learning-rate sweep {3e-3, 1e-2} on seed
-0 (the two rates that won every earlier sweep, docs/RESULTS.md §4), extended once past the edge where an init's best
-sits, then seeds 1 and 2 at each init's best rate. Cells of 4 and more layers add 2e-2 to the sweep and also run
+Every cell is a :class:`~_runner.Study` of default vs mimetic init with the learning-rate sweep {3e-3, 1e-2} on seed 0
+(the two rates that won every earlier sweep, docs/RESULTS.md, "Mamba 2"), extended once past the edge where an init's
+best sits, then seeds 1 and 2 at each init's best rate. Cells of 4 and more layers add 2e-2 to the sweep and also run
 mimetic init on the first two layers only (the depth ablation).
 ``map`` reports, per cell, mimetic − default at L, 2L and 4L (means over the seeds that ran), whether each best rate
 sits at the edge of the sweep, and the steps saved: the first evaluation step at which mimetic init's mean 2L
@@ -56,8 +56,8 @@ def synthetic_cell(arch: str, task: str, depth: int, state: int, width: int, ste
     # The depth ablation: is the deep models' missing gain the stacking of mimetic layers? Only the first two layers
     # (the shallow cells' whole model) get mimetic init; the rest keep the default.
     variants = {**INITS, "mimetic-first-2-layers": {"layers": [0, 1]}} if depth >= 4 else INITS
-    # Mimetic init's best rate on copy at 4 layers was 2e-2, past the first pass's sweep (docs/RESULTS.md §11, third
-    # pass): the deep cells sweep it for every variant.
+    # Mimetic init's best rate on copy at 4 layers was 2e-2, past the first pass's sweep (experiments/NOTEBOOK.md §11,
+    # third pass): the deep cells sweep it for every variant.
     learning_rates = LEARNING_RATES + [2e-2] if depth >= 4 else LEARNING_RATES
     return Study(
         SyntheticRun(model, TASKS[task], max_steps=steps, eval_steps=steps // 10), variants, learning_rates,
@@ -75,7 +75,7 @@ STUDIES: dict[str, Study] = {
 # budget, with the script's augmentation and without. MNIST keeps its 28×28 pixels, in 4×4 patches: 49 tokens, about
 # the 64 of digits at 16×16 in 2×2 patches, so a run costs about the same. Budgets of 200 and 800 steps get the sweep.
 # At 3200 steps (~20 min a run) each init starts from its best rate at 800 steps; the sweep around it (×½, ×2 on seed
-# 0) runs cell by cell, and until it has, that rate is the cell's only one (docs/RESULTS.md §11).
+# 0) runs cell by cell, and until it has, that rate is the cell's only one (docs/RESULTS.md, "The map").
 ACCURACY = {"select": "eval_accuracy", "columns": ["eval_accuracy", "test_accuracy"], "curves": {"eval_accuracy": float}}
 VIT_DATA = {
     "digits": (make_digits, {}),

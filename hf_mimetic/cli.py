@@ -10,7 +10,7 @@
 ``inspect`` takes model folders, Trainer checkpoint folders, Hub ids, and ``--model_type T`` to build one (``--init``
 default, mimetic or both), and draws them side by side (see :mod:`hf_mimetic.inspect.report`).
 
-The demo is one seed of the regime where the length-generalisation study (docs/RESULTS.md §4) found a robust
+The demo is one seed of the regime where the length-generalisation study (docs/RESULTS.md, "Mamba 2") found a robust
 difference over 3 seeds, each init at its own best learning rate from the same sweep.
 """
 

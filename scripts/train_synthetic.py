@@ -6,9 +6,9 @@ length generalisation.
     accelerate launch scripts/train_synthetic.py --output_dir runs/copy --model_type mamba --mimetic_init \
         --task mqar --train_max_len 32 --learning_rate 1e-3 --max_steps 2000
 
-The defaults are the regime of the length-generalisation study (docs/RESULTS.md §4): Mamba 2, width 256, 2 layers,
-state 128, head dim 64; copy over 16 tokens, trained on lengths 1–50, 200 steps, evaluated at 50, 100 and 200. Each
-init has its own best learning rate there: 3e-3 for the default init (the script's default), 1e-2 for mimetic init.
+The defaults are the regime of the length-generalisation study (docs/RESULTS.md, "Mamba 2"): Mamba 2, width 256, 2
+layers, state 128, head dim 64; copy over 16 tokens, trained on lengths 1–50, 200 steps, evaluated at 50, 100 and 200.
+Each init has its own best learning rate there: 3e-3 for the default init (the script's default), 1e-2 for mimetic init.
 
 Every mimetic option is a flag (e.g. --ssm_identity_conv false --layers 2); unset ones keep the preset. Metrics per
 eval length go to <output_dir>/all_results.json (teacher-forced token/exact accuracy, greedy exact match); the trained

@@ -206,5 +206,6 @@ def test_public_api():
     assert {"vit", "gpt2", "mamba", "mamba2", "llama", "bert", "jamba"} <= set(hf_mimetic.FAMILIES)
     assert recipe_for("gpt2", qk_beta=0.6).qk_alpha == 0.0
     assert recipe_for("mamba").ssm_identity_conv is False
-    # The thesis turns the identity conv on for Mamba 2; measured here it stops copying being learned (RESULTS.md).
+    # The thesis turns the identity conv on for Mamba 2; measured here it stops copying being learned (docs/RESULTS.md,
+    # "Mamba 2").
     assert recipe_for("mamba2").ssm_identity_conv is False

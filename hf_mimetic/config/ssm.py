@@ -13,7 +13,7 @@ class SSMConfig(KindConfig):
     """Options of Mamba and Mamba 2 mixers.
 
     The thesis adds an identity convolution for Mamba 2; in transformers' Mamba 2 it stopped copying from being learned
-    at all (3 learning rates × 3 seeds, docs/RESULTS.md §4), so it is off here for both versions.
+    at all (3 learning rates × 3 seeds, docs/RESULTS.md, "Mamba 2"), so it is off here for both versions.
     """
 
     kind: ClassVar[str] = "ssm"

@@ -47,7 +47,7 @@ class DepthwiseConv(Layout):
 
     def prepare(self, modules: list[nn.Module], depths: list[float], cfg: ConvConfig) -> None:
         """Every layer's covariance root in one batched eigendecomposition (cached): one per layer, run between two
-        layers' weight draws, costs about twice as much (docs/RESULTS.md §1)."""
+        layers' weight draws, costs about twice as much (experiments/NOTEBOOK.md §1)."""
         sigmas: dict[int, list[float]] = {}  # by kernel size
         for module, depth in zip(modules, depths):
             conv = self.conv(module)

@@ -3,7 +3,7 @@
 The table's amplitude is ``position_scale`` times the std of the embeddings it is added to, at initialisation. The
 thesis's γ (1, or ≈ 2 on CIFAR-10) was relative to embeddings of std ≈ 1; transformers starts GPT-2's token embeddings
 at std ``initializer_range`` (0.02) and a ViT's patch embeddings at ``initializer_range · √(C·p²)``, so an absolute
-amplitude of 1 drowns the tokens (docs/RESULTS.md §6 and §7).
+amplitude of 1 drowns the tokens (docs/RESULTS.md, "GPT-2" and "ViT").
 """
 
 from __future__ import annotations

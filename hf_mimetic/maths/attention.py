@@ -112,7 +112,7 @@ def qk_factors(
         svd: ``"exact"`` (top-``k`` SVD through an eigendecomposition), ``"randomized"`` (a rank-``k+10`` sketch
             with two power iterations: its diagonal is within ~2% of exact for d=192, k=64 and ~6% low for d=768,
             k=64) or ``"auto"``: exact when ``k ≥ d/4`` (small d, where exact is cheap), randomized otherwise
-            (5× faster for ViT-B, 7× for GPT-2 XL widths; docs/RESULTS.md).
+            (5× faster for ViT-B, 7× for GPT-2 XL widths; docs/RESULTS.md, "Cost of construction").
 
     Returns:
         ``(W_Q, W_K)``, each of shape ``(num_heads, hidden_size, head_dim)``.

@@ -32,7 +32,7 @@ from hf_mimetic.train.synthetic import (
 
 INITS = ("default", "mimetic")
 
-#: The model of the length-generalisation study (docs/RESULTS.md §4) per architecture.
+#: The model of the length-generalisation study (docs/RESULTS.md, "Mamba 2") per architecture.
 STUDY_MODELS: dict[str, dict[str, int]] = {
     "mamba2": {"hidden_size": 256, "num_layers": 2, "state_size": 128, "head_dim": 64},
     "mamba": {"hidden_size": 256, "num_layers": 2, "state_size": 32},
