@@ -31,7 +31,7 @@ def test_ssm_table_shows_delta_one_and_a_bar_near_one():
         assert mimetic > 0.99 and mimetic > default
 
 
-def test_the_readme_coverage_table_is_the_registry():
+def test_the_readme_coverage_tables_are_the_catalogue():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert coverage_table() in readme, "README's table is out of date: paste `hf-mimetic coverage` into it"
 

@@ -1,7 +1,7 @@
 """``hf-mimetic inspect``: pictures and numbers of the structure in a model's weights, for one model or several side
 by side (default | mimetic | trained).
 
-What is drawn, per kind of layer a layout recognises (:mod:`hf_mimetic.registry`):
+What is drawn, per kind of layer a layout recognises (:mod:`hf_mimetic.catalog`):
 
 * attention: ``W_Q^h W_K^hᵀ`` per head and ``W_V W_O`` per layer (thesis Figs. 3.17–3.18), optionally the centre
   crop of each matrix;
