@@ -19,12 +19,13 @@ from __future__ import annotations
 import sys
 
 from .api import apply_mimetic_init, materialize, transfer_filter_covariance
-from .config import PRESETS, AttentionConfig, ConvConfig, MimeticConfig, MLPConfig, PositionConfig, SSMConfig
+from .catalog import Family, model_types
+from .config import PRESETS, AttentionConfig, ConvConfig, MLPConfig, PositionConfig, SSMConfig
 from .hook import install, uninstall
+from .mixin import MimeticInitMixin
 from .models.convmixer import ConvMixerConfig, ConvMixerForImageClassification, ConvMixerModel, register_auto_classes
 from .ops.selective_scan import enable_fast_mamba_scan
-from .catalog import Family, model_types
-from .mixin import MimeticInitMixin
+from .recipe import MimeticConfig
 
 __version__ = "0.2.0"
 

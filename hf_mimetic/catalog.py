@@ -1,4 +1,4 @@
-"""The catalogue: every layer layout mimetic init knows, in order, and every model family it is tested on.
+"""The catalogue: every kind of layer and layout mimetic init knows, in order, and every model family it is tested on.
 
 Plain data, read top to bottom (in the style of PEFT's target-module mappings), and a few look-ups at the end.
 Importing it registers nothing and builds nothing.
@@ -7,6 +7,8 @@ Importing it registers nothing and builds nothing.
   that recognise it, in the order they are tried. A module gets at most one layout of each kind: the first that
   recognises it. So ConvMixer's block gets both its depthwise filters (``conv``) and its channel-mixing layer
   (``mlp``).
+* :data:`KINDS` — each kind's options (its config class), from the layouts.
+* :data:`TIMM_MODELS` — the timm model classes recognised (:mod:`hf_mimetic.integrations.timm`).
 * :data:`FAMILIES` — transformers ``model_type`` → :class:`Family`: the preset its recipe starts from, the auto class
   of the model users train, and a small example config (what ``hf-mimetic structure``, ``coverage`` and
   ``inspect --model_type`` build).
@@ -22,6 +24,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
+from .config.base import KindConfig
 from .layouts import (
     DepthwiseConv,
     FirstMLPLayer,
@@ -69,6 +72,11 @@ LAYOUTS: dict[str, tuple[Layout, ...]] = {
     ),
     "conv": (DepthwiseConv(("ConvMixerLayer", "ConvNextLayer", "ConvNextV2Layer")),),
 }  # fmt: skip
+
+
+#: Every kind of layer, by name: its options (a config class, whose ``description`` the model card uses). A new kind
+#: of layer is its maths, its layout with its config class, and its line in LAYOUTS.
+KINDS: dict[str, type[KindConfig]] = {kind: layouts[0].config for kind, layouts in LAYOUTS.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------- families

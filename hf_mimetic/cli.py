@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .config import KINDS
+from .catalog import KINDS, family, model_types
 from .inspect import columns, format_comparison, structure
 from .layouts.attention import AttentionLayout
+from .loading import build, load_saved
 from .maths.attention import expected_qk_diagonal
 from .plan import find_targets
-from .catalog import family, model_types
-from .loading import build, load_saved
 
 if TYPE_CHECKING:
     from .inspect.report import Source

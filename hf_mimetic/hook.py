@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .config import MimeticConfig
 from .plan import plan_of
+from .recipe import MimeticConfig
 
 _NATIVE = "_hf_mimetic_native_"
 _WRAPPED = ("_initialize_weights", "_from_config", "from_pretrained")

@@ -44,7 +44,7 @@ class MimeticInitMixin:
         ...         FusedQKV(("MyAttention",), qkv="qkv", out="proj", order="blocks", head_dim="head_dim"),
         ...         FirstMLPLayer({"MyMLP": "fc1"}),
         ...     )
-        >>> model = MyModel.from_config(MyConfig(), mimetic_init=True)
+        >>> model = MyModel(MyConfig(mimetic_init=True, mimetic_config={"mlp_mean": 0.02}))
         >>> model.config.mimetic_config["initialized"]
         {'attention': [0, 1, 2, 3], 'mlp': [0, 1, 2, 3]}
     """

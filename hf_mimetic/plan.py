@@ -15,9 +15,9 @@ from typing import Any, Mapping
 from torch import nn
 
 from .catalog import FAMILIES, family, layouts_for, recognised_modules
-from .config import KINDS, RECORD, MimeticConfig
 from .config.base import check_layer_range
 from .layouts.base import Layout, writable
+from .recipe import KINDS, RECORD, MimeticConfig
 
 _CACHE = "_hf_mimetic_plan"
 

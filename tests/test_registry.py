@@ -15,7 +15,7 @@ from accelerate import init_empty_weights
 from conftest import build, config_of
 
 from hf_mimetic import catalog, materialize
-from hf_mimetic.config import KINDS
+from hf_mimetic.catalog import KINDS
 from hf_mimetic.inspect import structure
 from hf_mimetic.layouts.positions import PIXEL_RMS
 from hf_mimetic.maths.attention import expected_qk_diagonal

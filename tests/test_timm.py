@@ -24,7 +24,7 @@ VIT = dict(img_size=32, patch_size=4, depth=2, num_classes=10)
 def qk_vo(attention):
     """Per head W_Q^h W_K^hᵀ and W_V W_O from timm's fused qkv weight (rows [Q heads | K heads | V heads], nn.Linear
     stores Wᵀ) and proj."""
-    d, heads, k = attention.qkv.in_features, attention.num_heads, attention.head_dim
+    heads, k = attention.num_heads, attention.head_dim
     q, key, v = attention.qkv.weight.detach().split(heads * k)
     qk = torch.stack([q[h * k : (h + 1) * k].T @ key[h * k : (h + 1) * k] for h in range(heads)])
     return qk, v.T @ attention.proj.weight.detach().T

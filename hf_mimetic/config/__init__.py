@@ -1,4 +1,5 @@
-"""Configuration of mimetic initialization: one config class per kind of layer, presets, and the recipe."""
+"""Options of mimetic initialization: one config class per kind of layer, and the presets. The recipe that puts them
+together for a model is :class:`hf_mimetic.recipe.MimeticConfig`."""
 
 from .attention import AttentionConfig
 from .base import KindConfig
@@ -6,10 +7,8 @@ from .conv import ConvConfig
 from .mlp import MLPConfig
 from .positions import PositionConfig
 from .presets import PRESETS
-from .recipe import KINDS, OPTION_KIND, RECORD, MimeticConfig
 from .ssm import SSMConfig
 
 __all__ = [
-    "KINDS", "OPTION_KIND", "PRESETS", "RECORD", "AttentionConfig", "ConvConfig", "KindConfig", "MLPConfig", "MimeticConfig",
-    "PositionConfig", "SSMConfig",
+    "PRESETS", "AttentionConfig", "ConvConfig", "KindConfig", "MLPConfig", "PositionConfig", "SSMConfig",
 ]  # fmt: skip

@@ -19,6 +19,7 @@ class AttentionConfig(KindConfig):
     """
 
     kind: ClassVar[str] = "attention"
+    description: ClassVar[str] = "attention layers with W_Q W_Kᵀ ≈ α1 Z + β1 I per head and W_V W_O ≈ α2 Z − β2 I per layer (§3.2)"
     absent: ClassVar[str] = "it has no attention layer hf_mimetic recognises"
     #: The thesis's ViT values (§3.2.4: "α1 = β1 = 0.7 and α2 = β2 = 0.4 for all experiments").
     defaults: ClassVar[Mapping[str, Any]] = {

@@ -114,6 +114,8 @@ class KindConfig:
     declare their fields with :func:`option`."""
 
     kind: ClassVar[str]
+    #: What this kind's init does, for model cards ("attention layers with W_Q W_Kᵀ ≈ …").
+    description: ClassVar[str] = ""
     #: Why a model lacks this kind, for the error when an option of it is set.
     absent: ClassVar[str] = ""
     #: Value of every field when neither the preset nor the user sets it (the thesis's choice).

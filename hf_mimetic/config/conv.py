@@ -15,6 +15,7 @@ class ConvConfig(KindConfig):
     """Options of depthwise convolutions (ConvMixer, ConvNeXt). ``None`` fields take the preset's value."""
 
     kind: ClassVar[str] = "conv"
+    description: ClassVar[str] = "depthwise filters drawn from the closed-form covariance of §3.1.2"
     absent: ClassVar[str] = "it has no depthwise convolution hf_mimetic recognises"
     #: The thesis's example schedule (Fig. 3.7); its CIFAR values are in an appendix our copy lacks.
     defaults: ClassVar[Mapping[str, Any]] = {

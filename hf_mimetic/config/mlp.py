@@ -13,6 +13,7 @@ class MLPConfig(KindConfig):
     """Options of the MLP blocks. The paper's value of the mean is not in our sources, so it is off by default."""
 
     kind: ClassVar[str] = "mlp"
+    description: ClassVar[str] = "a nonzero mean in the first MLP layer (Trockman & Kolter 2026)"
     absent: ClassVar[str] = "it has no plain two-layer MLP hf_mimetic recognises; gated MLPs are not covered"
     defaults: ClassVar[Mapping[str, Any]] = {"mlp_mean": 0.0}
 

@@ -17,6 +17,7 @@ class PositionConfig(KindConfig):
     """
 
     kind: ClassVar[str] = "positions"
+    description: ClassVar[str] = "sinusoidal position embeddings (§3.2.4)"
     absent: ClassVar[str] = "it has no learned position table: rotary positions, or none"
     defaults: ClassVar[Mapping[str, Any]] = {
         "position_embeddings": True, "position_scale": 1.0, "freeze_position_embeddings": False,

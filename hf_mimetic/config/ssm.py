@@ -17,6 +17,7 @@ class SSMConfig(KindConfig):
     """
 
     kind: ClassVar[str] = "ssm"
+    description: ClassVar[str] = "state-space layers that start as linear attention: Ā ≈ 1, Δ ≈ 1, W_Cᵀ W_B ≈ I (§3.3)"
     absent: ClassVar[str] = "it has no state-space mixer"
     #: The thesis's ablation (Fig. 3.26): c = 8, b_Δ = softplus⁻¹(1); A, Δ and W_Cᵀ W_B on.
     defaults: ClassVar[Mapping[str, Any]] = {

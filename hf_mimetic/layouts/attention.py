@@ -45,7 +45,7 @@ class AttentionLayout(Layout):
     """A self-attention layout. Subclasses implement :meth:`geometry`, :meth:`projections` (the parameters the init
     writes, to test for loaded weights), :meth:`write_factors` and :meth:`factors_of`."""
 
-    kind: ClassVar[str] = "attention"
+    config = AttentionConfig
     columns: ClassVar[dict[str, str]] = {
         "qk_diag": "QK diag", "qk_offdiag_std": "QK off-diag std", "vo_diag": "VO diag", "vo_offdiag_std": "VO off-diag std",
     }  # fmt: skip

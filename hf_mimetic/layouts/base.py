@@ -21,19 +21,25 @@ class Layout:
     """How one layer layout stores the weights mimetic init is about: what it recognises, how it writes the init,
     and how to read the structure back from the weights.
 
-    Subclasses set ``kind`` (the config kind they read: ``"attention"``, ``"positions"``, ``"mlp"``, ``"ssm"``,
-    ``"conv"``) and implement :meth:`initialize` and :meth:`read`; an instance is constructed with the names of the
+    Subclasses set ``config`` (the :class:`~hf_mimetic.config.base.KindConfig` subclass of the options they read, whose
+    ``kind`` is theirs: ``"attention"``, ``"positions"``, ``"mlp"``, ``"ssm"``, ``"conv"``) and implement
+    :meth:`initialize` and :meth:`read`; an instance is constructed with the names of the
     module classes it recognises (:data:`hf_mimetic.catalog.LAYOUTS` lists them). Layouts are pure: constructing or
     importing one changes nothing.
     """
 
-    kind: ClassVar[str]
+    #: The options this layout reads; its ``kind`` (``"attention"``, ``"ssm"``, …) is the config class's.
+    config: ClassVar[type[KindConfig]]
     #: Names of the module classes this layout recognises (names, so that no model module needs importing).
     module_classes: ClassVar[tuple[str, ...]] = ()
     #: Short description for tables and error messages.
     description: ClassVar[str] = ""
     #: Whether it may recognise modules of classes it does not name (by their structure); see ``recognises``.
     structural: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
 
     def __init__(self, module_classes: tuple[str, ...] = ()) -> None:
         self.module_classes = tuple(module_classes)

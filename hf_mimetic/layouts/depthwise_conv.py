@@ -22,7 +22,7 @@ from .base import Layout, freeze_if, writable, write
 class DepthwiseConv(Layout):
     """The ``dwconv`` child (``nn.Conv2d`` with ``groups = channels``) of a block class."""
 
-    kind = "conv"
+    config = ConvConfig
     description = "depthwise k×k filters from the covariance construction"
     columns = {"filter_centre_variance": "centre variance", "neighbour_correlation": "neighbour corr."}
 

@@ -13,7 +13,7 @@ from .base import Layout, writable, write
 class FirstMLPLayer(Layout):
     """Adds ``mlp_mean`` to the native draw of the first layer of an MLP block (named per module class)."""
 
-    kind = "mlp"
+    config = MLPConfig
     description = "first MLP layer + mean"
 
     def __init__(self, first_layer: dict[str, str]) -> None:

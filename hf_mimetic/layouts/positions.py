@@ -32,7 +32,7 @@ def patch_embedding_std(fan_in: int, init_std: float) -> float:
 class PositionTable(Layout):
     """A learned table; subclasses give the parameter, the sinusoids in its shape, and the embeddings' std."""
 
-    kind = "positions"
+    config = PositionConfig
 
     def table(self, module: nn.Module) -> nn.Parameter:
         raise NotImplementedError

@@ -60,7 +60,7 @@ class ScanInputs:
 
 
 class MixerLayout(Layout):
-    kind = "ssm"
+    config = SSMConfig
     columns = {"mean_a_bar": "mean Ā", "mean_delta": "mean Δ", "bc_diagonal": "diag(W_Cᵀ W_B)"}
 
     def projection_rows(self, mixer: nn.Module) -> ProjectionRows:

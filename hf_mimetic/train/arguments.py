@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..config import KINDS, PRESETS
+from ..catalog import KINDS
+from ..config import PRESETS
 
 
 def _mimetic_arguments_class() -> type:

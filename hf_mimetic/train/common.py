@@ -30,6 +30,7 @@ from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..catalog import KINDS
 from .evaluate_metrics import ACCURACY
 
 logger = logging.getLogger(__name__)
@@ -208,16 +209,6 @@ def load_metric(name_or_path: str):
         ) from error
 
 
-#: What each kind of layer's init does, for the model card.
-KIND_DESCRIPTIONS = {
-    "attention": "attention layers with W_Q W_Kᵀ ≈ α1 Z + β1 I per head and W_V W_O ≈ α2 Z − β2 I per layer (§3.2)",
-    "positions": "sinusoidal position embeddings (§3.2.4)",
-    "mlp": "a nonzero mean in the first MLP layer (Trockman & Kolter 2026)",
-    "ssm": "state-space layers that start as linear attention: Ā ≈ 1, Δ ≈ 1, W_Cᵀ W_B ≈ I (§3.3)",
-    "conv": "depthwise filters drawn from the closed-form covariance of §3.1.2",
-}
-
-
 def init_description(config: PretrainedConfig) -> str:
     """A model-card section saying how the weights were initialised (the recipe is also in config.json)."""
     if not getattr(config, "mimetic_init", False):
@@ -225,7 +216,7 @@ def init_description(config: PretrainedConfig) -> str:
             "\n## Initialization\n\nTrained from scratch with transformers' default initialization (no mimetic init).\n"
         )
     kinds = (config.mimetic_config or {}).get("initialized", {})
-    parts = "; ".join(KIND_DESCRIPTIONS[kind] for kind in kinds if kind in KIND_DESCRIPTIONS)
+    parts = "; ".join(KINDS[kind].description for kind in kinds if kind in KINDS)
     recipe = json.dumps(config.mimetic_config, indent=2)
     return (
         "\n## Initialization\n\nTrained from scratch with mimetic initialization (hf_mimetic; Trockman & Kolter, "

@@ -24,11 +24,11 @@ from typing import Any, Optional
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, TrainerCallback, TrainingArguments
 
-from .sizes import LM_CONFIGS, LMSizes, lm_types
 from ..tasks import TASKS, TaskCollator, TaskConfig, make_eval_dataset, make_train_dataset
 from ..tasks.metrics import argmax_logits, compute_metrics, evaluate_lengths
 from .arguments import MimeticArguments
 from .common import MimeticTrainer, resolve_checkpoint, run_recipe
+from .sizes import LM_CONFIGS, LMSizes, lm_types
 
 CAUSAL_LM = "AutoModelForCausalLM"
 

@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .attention import AttentionConfig
-from .base import KindConfig, check_layers
-from .conv import ConvConfig
-from .mlp import MLPConfig
-from .positions import PositionConfig
-from .presets import PRESETS
-from .ssm import SSMConfig
+from .catalog import KINDS
+from .config.base import KindConfig, check_layers
+from .config.presets import PRESETS
 
-#: Every kind of layer, by name.
-KINDS: dict[str, type[KindConfig]] = {
-    cls.kind: cls for cls in (AttentionConfig, PositionConfig, MLPConfig, SSMConfig, ConvConfig)
-}
 #: Option → kind.
 OPTION_KIND: dict[str, str] = {name: kind for kind, cls in KINDS.items() for name in cls.field_names()}
 COMMON = ("preset", "layers")
