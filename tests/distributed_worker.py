@@ -12,6 +12,7 @@ Modes (each rank writes ``OUT_DIR/<mode>-rank<r>.pt`` or ``.json``; the test com
 * ``fsdp2``: FSDP2 on the CPU (gloo), sharded by accelerate's own ``fsdp2_prepare_model`` (without, then with
   ``cpu_ram_efficient_loading``) after every rank built the model; a forward and backward pass run, and rank 0 saves
   the gathered full state dicts (keys ``"<model type>"`` and ``"<model type> efficient"``).
+* ``script``: scripts/train_language_model.py with the arguments that follow OUT_DIR (in place of model types).
 """
 
 from __future__ import annotations
@@ -47,15 +48,21 @@ def ddp(out: Path, model_types: list[str]) -> None:
     torch.distributed.barrier()
 
 
+def without_shm_kernel() -> None:
+    """DeepSpeed JIT-compiles a shared-memory all-reduce kernel for the CPU on first use (4 minutes on 2 cores, then
+    cached); without the kernel, gloo does the collectives."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__ = {}
+
+
 def zero3(out: Path, model_types: list[str]) -> None:
     import deepspeed
     from test_registry import check_structure
     from transformers.integrations import HfDeepSpeedConfig
 
     rank, _ = rank_and_world()
-    # DeepSpeed JIT-compiles a shared-memory all-reduce kernel for the CPU on first use (4 minutes on 2 cores, then
-    # cached); without the kernel, gloo does the collectives.
-    deepspeed.ops.__compatible_ops__ = {}
+    without_shm_kernel()
     deepspeed.init_distributed(dist_backend="gloo")
     # Kept alive while the models are built: transformers reads ZeRO-3 from it (is_deepspeed_zero3_enabled).
     ds_config = HfDeepSpeedConfig({"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 3}})
@@ -118,7 +125,18 @@ def fsdp2(out: Path, model_types: list[str]) -> None:
     torch.distributed.barrier()
 
 
+def script(out: Path, argv: list[str]) -> None:
+    """scripts/train_language_model.py's ``main`` with ``argv``, under whatever the environment sets (the test sets
+    accelerate's DeepSpeed variables, as ``accelerate launch`` with configs/accelerate/deepspeed_zero3.yaml does)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    import train_language_model
+
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
+        without_shm_kernel()
+    train_language_model.main(argv)
+
+
 if __name__ == "__main__":
     modes, out, *types = sys.argv[1:]
     for mode in modes.split(","):  # several modes in one launch save a start of torch on each rank
-        {"ddp": ddp, "zero3": zero3, "fsdp2": fsdp2}[mode](Path(out), types)
+        {"ddp": ddp, "zero3": zero3, "fsdp2": fsdp2, "script": script}[mode](Path(out), types)

@@ -153,6 +153,35 @@ def test_zero3_gives_every_family_its_structure(tmp_path):
             assert torch.equal(tensor, states[1][model_type][name]), (model_type, name)
 
 
+ZERO3_ENVIRONMENT = {  # what `accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml` sets
+    "ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3", "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true",
+    "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "true", "ACCELERATE_GRADIENT_ACCUMULATION_STEPS": "1",
+    "ACCELERATE_GRADIENT_CLIPPING": "1.0", "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "none",
+    "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "none", "ACCELERATE_MIXED_PRECISION": "no",
+}  # fmt: skip
+
+
+def test_a_script_trains_bert_from_scratch_under_zero3(tmp_path, monkeypatch):
+    """scripts/train_language_model.py on two CPU ranks under ZeRO-3 (accelerate's DeepSpeed settings, the model built
+    partitioned): BERT, whose attention is written after the build, trains, and the saved model (learning rate 0:
+    the init itself) has the mimetic structure."""
+    pytest.importorskip("deepspeed")
+    from test_registry import check_structure
+    from test_train_language_model import TINY, write_text_files
+    from transformers import AutoModelForMaskedLM
+
+    train, validation = write_text_files(tmp_path / "data")
+    for key, value in ZERO3_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "run"
+    torchrun(str(WORKER), "script", str(tmp_path), "--model_type", "bert", "--train_file", str(train),
+             "--validation_file", str(validation), "--tokenizer", "char", *TINY, "--max_steps", "2",
+             "--learning_rate", "0", "--output_dir", str(out), "--mimetic_init", cwd=tmp_path)  # fmt: skip
+    arguments = torch.load(out / "training_args.bin", weights_only=False)
+    assert arguments.world_size == 2 and arguments.deepspeed_plugin.zero_stage == 3
+    check_structure(AutoModelForMaskedLM.from_pretrained(out))
+
+
 # ---------------------------------------------------------------------------------------------------------- GPU only
 
 
