@@ -99,6 +99,17 @@ def test_only_layers_below_the_gathered_modules_are_left_to_finish():
     assert {id(p) for p in attention.q_proj.parameters()} <= gathered_with(attention)
 
 
+def test_the_accelerate_configs_ask_for_fsdp2_and_partitioned_zero3():
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    fsdp = ClusterConfig.from_yaml_file(str(ROOT / "configs" / "accelerate" / "fsdp.yaml"))
+    assert fsdp.distributed_type == "FSDP" and fsdp.fsdp_config["fsdp_version"] == 2
+    assert fsdp.fsdp_config["fsdp_cpu_ram_efficient_loading"] is True
+    zero3 = ClusterConfig.from_yaml_file(str(ROOT / "configs" / "accelerate" / "deepspeed_zero3.yaml"))
+    assert zero3.distributed_type == "DEEPSPEED" and zero3.deepspeed_config["zero_stage"] == 3
+    assert zero3.deepspeed_config["zero3_init_flag"] is True  # built partitioned: the route ZeRO-3's init takes
+
+
 # ------------------------------------------------------------------------------------------- two CPU processes (gloo)
 
 
