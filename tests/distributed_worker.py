@@ -1,4 +1,4 @@
-"""One rank of a distributed test (tests/test_distributed.py starts it with torchrun, or alone for world size 1).
+"""One rank of a distributed test: tests/test_distributed.py starts two with torchrun (gloo, on the CPU).
 
     python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py MODE[,MODE] OUT_DIR [MODEL_TYPE ...]
 
