@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from transformers import PretrainedConfig, PreTrainedModel
 
+from .integrations import deepspeed as zero3
 from .plan import plan_of
 from .recipe import MimeticConfig
 
@@ -45,7 +46,7 @@ def _initialize_weights(self: PreTrainedModel, module: Any, is_custom_code: bool
             del param._is_hf_initialized
     if plan is None:
         return
-    if fresh:
+    if fresh and not zero3.deferred(plan, module):  # ZeRO-3: layers below the gathered modules are written later
         plan.initialize(module, self)
     if module is self:
         plan.configure()
@@ -74,7 +75,9 @@ def _from_config(cls, config: PretrainedConfig, **kwargs: Any) -> PreTrainedMode
     """``PreTrainedModel._from_config`` that understands ``mimetic_init=`` and ``mimetic_config=``."""
     if "mimetic_init" in kwargs or "mimetic_config" in kwargs:
         config = configure(config, kwargs.pop("mimetic_init", None), kwargs.pop("mimetic_config", None))
-    return getattr(PreTrainedModel, _NATIVE + "_from_config").__func__(cls, config, **kwargs)
+    model = getattr(PreTrainedModel, _NATIVE + "_from_config").__func__(cls, config, **kwargs)
+    zero3.finish(model)  # nothing unless ZeRO-3 partitions a mimetic model
+    return model
 
 
 def _from_pretrained(cls, *args: Any, **kwargs: Any) -> PreTrainedModel:

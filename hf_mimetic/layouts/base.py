@@ -59,6 +59,12 @@ class Layout:
         tensors). ``depth``: the module's relative depth in ``[0, 1]`` among the model's modules of this layout."""
         raise NotImplementedError
 
+    def touched(self, module: nn.Module) -> list[nn.Parameter]:
+        """Every parameter :meth:`initialize` reads or writes (default: all of ``module``'s, children included).
+        Under DeepSpeed ZeRO-3 these are the ones gathered around the write, so an override must list every one it
+        needs, and no more than it needs (a model-level target must not gather the whole model)."""
+        return list(module.parameters())
+
     def replaced(self, module: nn.Module, cfg: KindConfig) -> tuple[tuple[nn.Module, nn.Parameter], ...]:
         """Parameters of ``module`` (or its children) that :meth:`initialize` overwrites entirely, whatever their
         native values, each with the module that owns it: their native init is skipped, as for loaded weights

@@ -56,6 +56,9 @@ class DepthwiseConv(Layout):
         for kernel_size, values in sigmas.items():
             construction_roots(kernel_size, values)
 
+    def touched(self, module: nn.Module) -> list[nn.Parameter]:
+        return [self.conv(module).weight]
+
     def initialize(self, module: nn.Module, cfg: ConvConfig, model: nn.Module, depth: float = 0.0) -> None:
         weight = self.conv(module).weight
         if cfg.conv_covariance and writable(weight):

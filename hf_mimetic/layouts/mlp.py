@@ -23,6 +23,9 @@ class FirstMLPLayer(Layout):
     def weight(self, module: nn.Module) -> nn.Parameter:
         return module.get_submodule(self.first_layer[type(module).__name__]).weight
 
+    def touched(self, module: nn.Module) -> list[nn.Parameter]:
+        return [self.weight(module)]
+
     def initialize(self, module: nn.Module, cfg: MLPConfig, model: nn.Module, depth: float = 0.0) -> None:
         weight = self.weight(module)
         if cfg.mlp_mean != 0.0 and writable(weight):

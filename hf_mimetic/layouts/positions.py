@@ -43,6 +43,9 @@ class PositionTable(Layout):
     def embedding_std(self, module: nn.Module, model: nn.Module) -> float:
         raise NotImplementedError
 
+    def touched(self, module: nn.Module) -> list[nn.Parameter]:
+        return [self.table(module)]  # the scale comes from the config and the patch geometry, not from weights
+
     def initialize(self, module: nn.Module, cfg: PositionConfig, model: nn.Module, depth: float = 0.0) -> None:
         table = self.table(module)
         if cfg.position_embeddings and writable(table):
