@@ -70,7 +70,8 @@ def test_every_gpu_study_has_a_dry_twin_and_runs_on_the_gpu_at_the_issues_sizes(
         if isinstance(study.run, SyntheticRun):
             assert not study.run.use_cpu and twin.run.use_cpu
             assert study.run.model["num_layers"] in (8, 16) and study.run.max_steps in (1000, 4000)
-            assert (study.run.model["hidden_size"], study.run.model["state_size"], study.run.batch_size) == (256, 128, 64)
+            model = study.run.model
+            assert (model["hidden_size"], model["state_size"], study.run.batch_size) == (256, 128, 64)
             continue
         assert isinstance(study.run, ScriptRun)
         flags = study.run.flags
@@ -94,6 +95,6 @@ def test_the_standard_library_corpus_splits_by_file_the_same_every_time():
     sizes = _data.corpus_sizes(corpus)["splits"]
     assert sizes["train"]["MB"] > 10 * sizes["validation"]["MB"] > 0  # a few percent of the files held out
     small = _data.stdlib_corpus(max_bytes=5000)
-    for split, files in small.items():
+    for files in small.values():
         assert files and sum(len(text.encode()) for _, text in files) < 2 * 5000
         assert [path for path, _ in files] == sorted(path for path, _ in files)
