@@ -4,8 +4,8 @@ A study file (``length_generalization.py``, ``small_data.py``, …) holds only d
 :class:`Study` objects and how to make its dataset; it ends with ``main(STUDIES, __doc__)``, which gives it this
 command line::
 
-    python experiments/<file>.py run --study NAME [--workers 2] [--only VARIANT:LR ...]
-    python experiments/<file>.py report --study NAME [--metric KEY]
+    python experiments/<file>.py run --study NAME [--workers 2] [--only VARIANT:LR ...] [--results DIR]
+    python experiments/<file>.py report --study NAME [--metric KEY] [--results DIR]
 
 ``run`` trains the study's missing cells in worker processes and appends one JSON line per finished run to
 ``experiments/results/<study>.jsonl``; cells already there are skipped, so an interrupted study resumes where it
@@ -18,7 +18,8 @@ stopped. Protocol, the same for every variant (so the baseline gets exactly the 
 
 ``report`` prints, for each variant at its best learning rate, mean ± std [min, max] over seeds of each reported
 metric, then the whole sweep, and draws ``docs/figures/<study>.png`` (the sweep, and learning curves at the best
-learning rates).
+learning rates). ``--results DIR`` puts the results, run folders, generated data and figures under ``DIR`` instead
+(dry runs, tests).
 
 A variant is a dict of mimetic options (``{}``: the family's preset), ``None`` (transformers' default init) or, for
 script runs, :class:`Flags` (script flags with the default init, e.g. covariance transfer). A cell trains either
@@ -38,15 +39,27 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-RUNS = RESULTS / "runs"  # per-run output folders and generated data (git-ignored)
-FIGURES = ROOT.parent / "docs" / "figures"
 SCRIPTS = ROOT.parent / "scripts"
+#: ``--results DIR`` reaches the worker processes through this variable (whichever way they are started).
+RESULTS_VARIABLE = "HF_MIMETIC_STUDY_RESULTS"
+
+
+def locate(folder: str | os.PathLike | None) -> None:
+    """Where results (``RESULTS``), run folders and generated data (``RUNS``) and figures (``FIGURES``) go: by
+    default experiments/results, its git-ignored runs/ and docs/figures; all three under ``folder`` if given."""
+    global RESULTS, RUNS, FIGURES
+    RESULTS = Path(folder) if folder else ROOT / "results"
+    RUNS = RESULTS / "runs"
+    FIGURES = RESULTS / "figures" if folder else ROOT.parent / "docs" / "figures"
+
+
+locate(os.environ.get(RESULTS_VARIABLE))
 
 
 # ----------------------------------------------------------------------------------------------------- how a cell runs
@@ -243,12 +256,17 @@ def _run_cells(module: str, study_name: str, cells: list[tuple[str, float, int]]
     if not cells:
         return
     study = importlib.import_module(module).STUDIES[study_name]
-    threads = max(1, (os.cpu_count() or 2) // workers)
+    threads = max(1, (os.cpu_count() or 2) // max(1, workers))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=workers) as pool, open(RESULTS / f"{study_name}.jsonl", "a") as out:
-        futures = [pool.submit(run_cell, module, study_name, v, lr, s, threads) for v, lr, s in cells]
-        for future in as_completed(futures):
-            record = future.result()
+    with ExitStack() as stack:
+        out = stack.enter_context(open(RESULTS / f"{study_name}.jsonl", "a"))
+        if workers == 0:  # one after another in this process: no worker to start (dry runs)
+            records = (run_cell(module, study_name, v, lr, s, threads) for v, lr, s in cells)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            futures = [pool.submit(run_cell, module, study_name, v, lr, s, threads) for v, lr, s in cells]
+            records = (future.result() for future in as_completed(futures))
+        for record in records:
             out.write(json.dumps(record) + "\n")
             out.flush()
             shown = "  ".join(f"{k}={record['results'][k]:.4f}" for k in (c.format(metric=study.metric) for c in study.columns))
@@ -458,10 +476,13 @@ def main(studies: dict[str, Study], description: str | None,
     subparsers = parser.add_subparsers(dest="command", required=True)
     run_parser = subparsers.add_parser("run", help="train the missing cells of studies")
     run_parser.add_argument("--study", nargs="+", required=True, help=f"names or patterns: {sorted(studies)}")
-    run_parser.add_argument("--workers", type=int, default=2, help="parallel runs (threads are split between them)")
+    run_parser.add_argument("--workers", type=int, default=2,
+                            help="parallel runs (threads are split between them); 0: one by one in this process")  # fmt: skip
     run_parser.add_argument("--only", nargs="+", metavar="VARIANT:LR", help="run only these cells, e.g. default:0.003")
     run_parser.add_argument("--sweep_only", action="store_true", help="stop after the sweep seeds")
     report_parser = subparsers.add_parser("report", help="tables and the figure from the results")
+    for sub in (run_parser, report_parser):
+        sub.add_argument("--results", metavar="DIR", help="results, run folders, data and figures under DIR (dry runs)")
     report_parser.add_argument("--study", nargs="+", required=True, help=f"names or patterns: {sorted(studies)}")
     report_parser.add_argument("--metric", help="fills {metric} in the study's columns, e.g. greedy_token_accuracy")
     for name, (help_text, _) in extra.items():
@@ -470,6 +491,9 @@ def main(studies: dict[str, Study], description: str | None,
     if args.command in extra:
         extra[args.command][1](args)
         return
+    if args.results:
+        os.environ[RESULTS_VARIABLE] = str(Path(args.results).resolve())
+        locate(os.environ[RESULTS_VARIABLE])
     names = [n for pattern in args.study for n in sorted(studies) if fnmatch.fnmatchcase(n, pattern)]
     unknown = [p for p in args.study if not any(fnmatch.fnmatchcase(n, p) for n in studies)]
     if unknown:

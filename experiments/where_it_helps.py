@@ -226,7 +226,7 @@ def vit_budget_figure(cells: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------------- learning rates, by family
-STUDY_FILES = ("length_generalization", "small_data", "conv_filters")  # and this file's own STUDIES
+STUDY_FILES = ("length_generalization", "small_data", "conv_filters", "gpu_studies")  # and this file's own STUDIES
 #: What each study calls the family's preset (the recipe ``mimetic_init=True`` applies), first match wins: the SSM
 #: studies of length_generalization.py call the preset "mimetic-no-conv" and the thesis's recipe "mimetic".
 PRESET_VARIANTS = ("mimetic-no-conv", "mimetic", "language", "covariance")

@@ -7,14 +7,16 @@
         --dataset_name Salesforce/wikitext --dataset_config_name wikitext-103-raw-v1 --tokenizer word \
         --n_embd 410 --n_layer 16 --n_head 10 --output_dir runs/wt103 --mimetic_init --bf16
 
-Tokenization (``--tokenizer``): ``char`` (a vocabulary of the training text's characters), ``word`` (whitespace
-words, the ``--max_vocab_size`` most frequent, others ``<unk>``, ``<eos>`` at each line end) or the name/path of a
-pretrained tokenizer. Built vocabularies are saved with the model and every checkpoint, and reused on resume. The
+Tokenization (``--tokenizer``): ``char`` (a vocabulary of the training text's characters), ``byte`` (the 256 values
+of UTF-8 bytes, token id = byte value: any text, nothing unknown), ``word`` (whitespace words, the
+``--max_vocab_size`` most frequent, others ``<unk>``, ``<eos>`` at each line end) or the name/path of a pretrained
+tokenizer. Built vocabularies are saved with the model and every checkpoint, and reused on resume. The
 token stream is cut into blocks of ``--block_size`` tokens as in transformers' run_clm.py. Masked language models
 (``--model_type bert``) mask 15% of the tokens (BERT's 80/10/10 rule): afresh for each training batch, once and for
 all (seed 0) for the evaluation splits, so that every run is scored on the same masks. Reported: loss, perplexity =
 exp(loss), token accuracy (through ``evaluate``; masked tokens only for MLM) and, for ``char``, bits per character =
-loss / ln 2 (per masked character for MLM). Every mimetic option is a flag; unset ones keep the model type's preset.
+loss / ln 2 (per masked character for MLM; for ``byte``, bits per byte). Every mimetic option is a flag; unset ones
+keep the model type's preset.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ from hf_mimetic.train import (
 )
 
 TEXT_COLUMNS = ("text", "sentence", "content")
-BUILT_VOCABULARIES = ("char", "word")
+BUILT_VOCABULARIES = ("char", "byte", "word")
+#: Built vocabularies whose tokens are single characters (or bytes): each line keeps its newline.
+SYMBOL_LEVEL = ("char", "byte")
 UNK, EOS, PAD, MASK = "<unk>", "<eos>", "<pad>", "<mask>"
 CAUSAL, MASKED = "AutoModelForCausalLM", "AutoModelForMaskedLM"
 MASK_PROBABILITY = 0.15
@@ -123,7 +127,7 @@ class TextDataArguments(DataSourceArguments):
     train_file: Optional[str] = field(default=None, metadata={"help": "a local .txt, .json(l) or .csv file"})
     validation_file: Optional[str] = field(default=None, metadata={"help": "a local file in the same format"})
     text_column: Optional[str] = field(default=None, metadata={"help": f"default: the first of {TEXT_COLUMNS}"})
-    tokenizer: str = field(default="char", metadata={"help": "char, word, or a pretrained tokenizer's name or path"})
+    tokenizer: str = field(default="char", metadata={"help": "char, byte, word, or a pretrained tokenizer's name or path"})
     max_vocab_size: int = field(
         default=10000, metadata={"help": "word-level vocabulary size, <unk> and <eos> included"}
     )
@@ -156,18 +160,43 @@ class TextDataArguments(DataSourceArguments):
 
 
 def mark_line_ends(lines: list[str], vocabulary: str) -> list[str]:
-    """Each example is a line: char level ends it with a newline character, word level with ``<eos>``."""
-    if vocabulary == "char":
+    """Each example is a line: char (and byte) level ends it with a newline character, word level with ``<eos>``."""
+    if vocabulary in SYMBOL_LEVEL:
         return [line if line.endswith("\n") else line + "\n" for line in lines]
     if vocabulary == "word":
         return [f"{line.strip()} {EOS}" for line in lines]
     return lines
 
 
+def byte_symbols() -> list[str]:
+    """The character that a byte-level pre-tokenizer (GPT-2's mapping) writes for each byte value 0–255: printable
+    Latin-1 bytes stand for themselves, the others for 256, 257, … in order.
+
+    >>> byte_symbols()[ord("a")], byte_symbols()[ord(" ")]
+    ('a', 'Ġ')
+    """
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)}
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
+
+
+def build_byte_tokenizer(masked: bool = False) -> PreTrainedTokenizerFast:
+    """Every UTF-8 byte a token whose id is the byte's value (``<pad>`` and ``<mask>`` after them for masked language
+    models): a byte-level BPE without merges, so any text tokenizes and decodes back unchanged."""
+    tokenizer = Tokenizer(models.BPE({symbol: i for i, symbol in enumerate(byte_symbols())}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    extra = {"pad_token": PAD, "mask_token": MASK} if masked else {}
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **extra)
+
+
 def build_tokenizer(vocabulary: str, lines: Iterator[str], max_vocab_size: int, masked: bool = False) -> PreTrainedTokenizerFast:
     """A tokenizer over the characters (``char``, all of them, sorted) or whitespace words (``word``, the most
     frequent ``max_vocab_size``) of the training text, with ``<unk>`` (and ``<eos>`` for words; ``<pad>`` and
-    ``<mask>`` for masked language models) first."""
+    ``<mask>`` for masked language models) first; or over bytes (``byte``, :func:`build_byte_tokenizer`; the text is
+    not read)."""
+    if vocabulary == "byte":
+        return build_byte_tokenizer(masked)
     counts: Counter[str] = Counter()
     for line in lines:
         counts.update(line if vocabulary == "char" else line.split())
@@ -232,7 +261,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     def tokenize_and_group(batch: dict[str, list]) -> dict[str, list]:
         """Concatenate the batch's tokens and cut them into full blocks (the remainder is dropped, as in run_clm)."""
-        ids = tokenizer(mark_line_ends(batch[text_column], vocabulary), add_special_tokens=False)["input_ids"]
+        # At byte level a "<mask>" in the text is its bytes, not the mask token (every byte keeps its own id).
+        ids = tokenizer(mark_line_ends(batch[text_column], vocabulary), add_special_tokens=False,
+                        split_special_tokens=vocabulary == "byte")["input_ids"]  # fmt: skip
         stream = list(chain.from_iterable(ids))
         blocks = [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
         return {"input_ids": blocks, "labels": [list(block) for block in blocks]}
@@ -274,8 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     def derived_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
         loss = metrics[f"{prefix}_loss"]
         derived = {f"{prefix}_perplexity": math.exp(loss) if loss < 700 else math.inf}
-        if vocabulary == "char":
-            derived[f"{prefix}_bits_per_character"] = loss / math.log(2)
+        if vocabulary in SYMBOL_LEVEL:
+            derived[f"{prefix}_bits_per_{'character' if vocabulary == 'char' else 'byte'}"] = loss / math.log(2)
         return derived
 
     collator = default_data_collator

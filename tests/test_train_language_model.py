@@ -195,6 +195,29 @@ def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tm
     assert structure(model)[0]["vo_diag"] < -0.1
 
 
+def test_byte_tokenizer_gives_each_byte_its_value_and_decodes_any_text():
+    text = "déjà vu ∑ <mask> <pad>\x00\t\r\n"
+    for masked in (False, True):
+        tokenizer = train_language_model.build_byte_tokenizer(masked)
+        ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        assert ids == list(text.encode("utf-8")) and tokenizer.decode(ids) == text
+        assert len(tokenizer) == 256 + 2 * masked
+    assert (tokenizer.pad_token_id, tokenizer.mask_token_id) == (256, 257)
+
+
+def test_byte_level_masked_lm_reports_bits_per_byte_and_saves_its_vocabulary(tmp_path):
+    train, validation = write_text_files(tmp_path / "data")
+    validation.write_text("naïve café\n" * 8)  # bytes outside the training text are not unknown
+    argv = [*TINY, *FEW_STEPS, "--model_type", "bert", "--tokenizer", "byte", "--train_file", str(train),
+            "--validation_file", str(validation), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    results = train_language_model.main(argv)
+    assert results["eval_bits_per_byte"] == pytest.approx(results["eval_loss"] / math.log(2))
+    assert "eval_bits_per_character" not in results
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert len(tokenizer) == 258 and tokenizer.decode(tokenizer("é")["input_ids"]) == "é"
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["vocab_size"] == 258
+
+
 def test_evaluation_masks_follow_berts_rule_and_are_the_same_for_every_run():
     import numpy as np
 
