@@ -15,6 +15,7 @@ Everything is computed in float32 (or float64 if asked); callers cast on write.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -88,6 +89,154 @@ def randomized_svd(
     s = eigenvalues[..., -rank:].flip(-1).clamp_min(torch.finfo(matrix.dtype).tiny).sqrt()
     u_small = u_small[..., -rank:].flip(-1)
     return q @ u_small, s, (small.mT @ u_small) / s.unsqueeze(-2)
+
+
+def orthonormalize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x = q t`` with ``q`` (..., n, p) orthonormal and ``t`` (..., p, p) upper triangular with a positive diagonal
+    (the QR decomposition with its sign fixed), by Cholesky QR applied twice.
+
+    Only products with ``x`` and ``p × p`` factorisations: on a shared CPU these keep their speed where LAPACK's
+    Householder QR, many small synchronised steps, can run 10× slower (benchmarks/README.md). Needs ``x`` of full
+    column rank and not too ill conditioned (κ ≲ 10³ in float32), as the sketches here are.
+
+    Example:
+        >>> q, t = orthonormalize(torch.randn(100, 8))
+        >>> torch.dist(q.mT @ q, torch.eye(8)) < 1e-5
+    """
+    q, t = x, None
+    for _ in range(2):
+        r = torch.linalg.cholesky(q.mT @ q, upper=True)
+        q = torch.linalg.solve_triangular(r, q, upper=True, left=False)
+        t = r if t is None else r @ t
+    return q, t
+
+
+class RevealedGaussian:
+    """A Gaussian matrix ``Z`` (..., n, m) with iid ``N(0, std²)`` entries that is never stored: only its products
+    with the matrices it is applied to are drawn, each exactly as the full matrix would give them.
+
+    After products ``Z X`` and ``Zᵀ Y`` (in any order, each input chosen from earlier outputs), ``Z`` is known only on
+    the column space ``R`` of the ``X``'s (``A = Z R``) and, apart from that, on the row space ``L`` of the ``Y``'s
+    (``C = Lᵀ Z (I − R Rᵀ)``); in those bases ``Z = A Rᵀ + L C + (I − L Lᵀ) W (I − R Rᵀ)``, where ``W`` is a fresh
+    Gaussian matrix independent of everything drawn so far (the blocks of an iid Gaussian matrix in orthonormal
+    bases are independent). A new product draws only ``W``'s blocks on the new directions: ``(n + m)·p`` numbers for
+    ``p`` new columns, instead of ``n·m`` for ``Z``. With ``r`` and ``l`` directions known the memory is
+    ``O((n + m)(r + l))``.
+
+    Example:
+        >>> z = RevealedGaussian(1, 500, 500, std=500 ** -0.5, capacity=20)
+        >>> y = z.matmul(torch.randn(1, 500, 10))         # Z Ω
+        >>> x = z.rmatmul(y)                              # Zᵀ (Z Ω), consistent with the same Z
+    """
+
+    def __init__(self, *shape: int, std: float, capacity: int, dtype: torch.dtype = torch.float32, device=None) -> None:
+        *self.batch, self.n, self.m = shape
+        self.std, self.dtype, self.device = std, dtype, device
+        buffer = lambda rows: torch.empty(*self.batch, rows, capacity, dtype=dtype, device=device)  # noqa: E731
+        # R (…, m, r) orthonormal and A = Z R (…, n, r); L (…, n, l) orthonormal and Cᵀ = (I − R Rᵀ) Zᵀ L (…, m, l),
+        # in buffers of ``capacity`` columns (known directions), filled from the left.
+        self._r, self._a, self._l, self._c = buffer(self.m), buffer(self.n), buffer(self.n), buffer(self.m)
+        self.known_cols = self.known_rows = 0
+
+    @property
+    def r(self) -> torch.Tensor:
+        return self._r[..., : self.known_cols]
+
+    @property
+    def a(self) -> torch.Tensor:
+        return self._a[..., : self.known_cols]
+
+    @property
+    def l(self) -> torch.Tensor:  # noqa: E743
+        return self._l[..., : self.known_rows]
+
+    @property
+    def c(self) -> torch.Tensor:
+        return self._c[..., : self.known_rows]
+
+    def _draw(self, rows: int, cols: int) -> torch.Tensor:
+        return torch.randn(*self.batch, rows, cols, dtype=self.dtype, device=self.device).mul_(self.std)
+
+    @staticmethod
+    def _new_directions(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+        """Orthonormal ``q`` spanning ``(I − B Bᵀ) x`` (projected twice: classical Gram–Schmidt needs it)."""
+        for _ in range(2):
+            x = x - basis @ (basis.mT @ x)
+        return orthonormalize(x)[0]
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """``Z @ x`` for ``x`` (…, m, p)."""
+        q = self._new_directions(x, self.r)
+        fresh = self._draw(self.n, q.shape[-1])  # W q
+        l, c = self.l, self.c
+        fresh -= l @ (l.mT @ fresh)  # (I − L Lᵀ) W q
+        fresh += l @ (c.mT @ q)  # Z q = A Rᵀ q + L C q + (I − L Lᵀ) W q, with Rᵀ q = 0
+        c -= q @ (q.mT @ c)  # (C (I − q qᵀ))ᵀ: Lᵀ Z restricted off the known columns
+        start, self.known_cols = self.known_cols, self.known_cols + q.shape[-1]
+        self._r[..., start : self.known_cols], self._a[..., start : self.known_cols] = q, fresh
+        return self.a @ (self.r.mT @ x)  # x lies in span(R) now
+
+    def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
+        """``Zᵀ @ y`` for ``y`` (…, n, p)."""
+        q = self._new_directions(y, self.l)
+        fresh = self._draw(self.m, q.shape[-1])  # Wᵀ q
+        r = self.r
+        fresh -= r @ (r.mT @ fresh)  # (I − R Rᵀ) Wᵀ q: qᵀ Z (I − R Rᵀ), transposed
+        start, self.known_rows = self.known_rows, self.known_rows + q.shape[-1]
+        self._l[..., start : self.known_rows], self._c[..., start : self.known_rows] = q, fresh
+        # y lies in span(L) now, and Lᵀ Z = Lᵀ A Rᵀ + C, so Zᵀ y = Zᵀ L Lᵀ y = R Aᵀ y + Cᵀ Lᵀ y.
+        return r @ (self.a.mT @ y) + self.c @ (self.l.mT @ y)
+
+
+def _fits_revealed(rows: int, cols: int, directions: int) -> bool:
+    """Whether ``directions`` new columns and rows stay well inside the dimensions (a fresh block is of full rank
+    only while what is known leaves room for it)."""
+    return 2 * directions <= min(rows, cols)
+
+
+def revealed_randomized_svd(
+    num: int,
+    rows: int,
+    cols: int,
+    alpha: float,
+    beta: float,
+    rank: int,
+    *,
+    oversample: int = 10,
+    power_iters: int = 2,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """:func:`randomized_svd` of ``num`` targets ``T = α·Z + β·S`` (``Z`` (rows × cols) Gaussian ``N(0, 1/cols)``,
+    ``S`` the ``rows / cols`` identities stacked), with ``Z`` drawn only where the sketch touches it
+    (:class:`RevealedGaussian`): the same arithmetic on the same distribution, so the factors have exactly the
+    distribution of the dense route's, for ``O(rows·rank)`` numbers per target instead of ``rows·cols``.
+
+    Returns ``U, S, V`` as :func:`randomized_svd`, and the map ``x ↦ T x`` on the same targets (grouped QK needs
+    ``T V``).
+    """
+    stack = rows // cols
+    sketch_size = min(rank + oversample, rows, cols)
+    capacity = (power_iters + 2) * sketch_size  # right: Ω, each power iteration, and T V; left: as many
+    z = RevealedGaussian(num, rows, cols, std=1.0 / math.sqrt(cols), capacity=capacity, dtype=dtype, device=device)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:  # T x = α Z x + β S x
+        return z.matmul(x).mul_(alpha).add_(x.repeat(1, stack, 1), alpha=beta)
+
+    def apply_t(y: torch.Tensor) -> torch.Tensor:  # Tᵀ y = α Zᵀ y + β Sᵀ y
+        return z.rmatmul(y).mul_(alpha).add_(y.view(num, stack, cols, -1).sum(1), alpha=beta)
+
+    omega = torch.randn(num, cols, sketch_size, dtype=dtype, device=device)
+    y = apply(omega)
+    for _ in range(power_iters):
+        y = apply(apply_t(y))
+    q, _ = orthonormalize(y)
+    small = apply_t(q).mT  # (…, sketch, cols): T ≈ q @ small
+    eigenvalues, u_small = torch.linalg.eigh(small @ small.mT)
+    s = eigenvalues[..., -rank:].flip(-1).clamp_min(torch.finfo(dtype).tiny).sqrt()
+    u_small = u_small[..., -rank:].flip(-1)
+    v = (small.mT @ u_small) / s.unsqueeze(-2)
+    return q @ u_small, s, v, apply
 
 
 def qk_factors(
