@@ -158,15 +158,23 @@ class RevealedGaussian:
         return torch.randn(*self.batch, rows, cols, dtype=self.dtype, device=self.device).mul_(self.std)
 
     @staticmethod
-    def _new_directions(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-        """Orthonormal ``q`` spanning ``(I − B Bᵀ) x`` (projected twice: classical Gram–Schmidt needs it)."""
+    def _new_directions(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor | None:
+        """Orthonormal ``q`` spanning ``(I − B Bᵀ) x`` (projected twice: classical Gram–Schmidt needs it); ``None``
+        when ``x`` lies in ``span(B)`` already. Otherwise ``(I − B Bᵀ) x`` must have full column rank, as the
+        sketches' inputs do."""
+        residual = x
         for _ in range(2):
-            x = x - basis @ (basis.mT @ x)
-        return orthonormalize(x)[0]
+            residual = residual - basis @ (basis.mT @ residual)
+        scale = torch.linalg.vector_norm(x, dim=-2)
+        if (torch.linalg.vector_norm(residual, dim=-2) <= 1e-4 * scale).all():
+            return None
+        return orthonormalize(residual)[0]
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """``Z @ x`` for ``x`` (…, m, p)."""
         q = self._new_directions(x, self.r)
+        if q is None:
+            return self.a @ (self.r.mT @ x)
         fresh = self._draw(self.n, q.shape[-1])  # W q
         l, c = self.l, self.c
         fresh -= l @ (l.mT @ fresh)  # (I − L Lᵀ) W q
@@ -179,6 +187,8 @@ class RevealedGaussian:
     def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
         """``Zᵀ @ y`` for ``y`` (…, n, p)."""
         q = self._new_directions(y, self.l)
+        if q is None:
+            return self.r @ (self.a.mT @ y) + self.c @ (self.l.mT @ y)
         fresh = self._draw(self.m, q.shape[-1])  # Wᵀ q
         r = self.r
         fresh -= r @ (r.mT @ fresh)  # (I − R Rᵀ) Wᵀ q: qᵀ Z (I − R Rᵀ), transposed
@@ -188,10 +198,11 @@ class RevealedGaussian:
         return r @ (self.a.mT @ y) + self.c @ (self.l.mT @ y)
 
 
-def _fits_revealed(rows: int, cols: int, directions: int) -> bool:
-    """Whether ``directions`` new columns and rows stay well inside the dimensions (a fresh block is of full rank
-    only while what is known leaves room for it)."""
-    return 2 * directions <= min(rows, cols)
+def revealed_fits(rows: int, cols: int, rank: int, oversample: int = 10, power_iters: int = 2) -> bool:
+    """Whether :func:`revealed_randomized_svd` applies: every direction it reveals (``(power_iters + 2)`` sketches of
+    ``rank + oversample`` columns, and as many rows) fits in half of each dimension, so that each new block is
+    well inside what is still unknown (its projection off the known directions keeps full rank)."""
+    return 2 * (power_iters + 2) * (rank + oversample) <= min(rows, cols)
 
 
 def revealed_randomized_svd(
@@ -239,6 +250,12 @@ def revealed_randomized_svd(
     return q @ u_small, s, v, apply
 
 
+def _revealed(svd: str, noise: str, rows: int, cols: int, rank: int) -> bool:
+    """The randomized route with Gaussian noise, where the revealed draw fits: the noise is drawn lazily."""
+    randomized = svd == "randomized" or (svd == "auto" and 4 * rank < cols)
+    return randomized and noise == "normal" and revealed_fits(rows, cols, rank)
+
+
 def qk_factors(
     num_heads: int,
     hidden_size: int,
@@ -276,12 +293,15 @@ def qk_factors(
         basis = random_orthonormal(num_heads, hidden_size, head_dim, dtype=dtype, device=device)
         factor = math.sqrt(beta) * basis
         return factor, factor.clone()
-    target = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
-    target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
-    if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
-        u, s, v = top_svd(target, head_dim)
+    if _revealed(svd, noise, hidden_size, hidden_size, head_dim):
+        u, s, v, _ = revealed_randomized_svd(num_heads, hidden_size, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device)
     else:
-        u, s, v = randomized_svd(target, head_dim)
+        target = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
+        target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
+        if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
+            u, s, v = top_svd(target, head_dim)
+        else:
+            u, s, v = randomized_svd(target, head_dim)
     root = s.sqrt().unsqueeze(-2)
     return u * root, v * root
 
@@ -312,12 +332,31 @@ def vo_factors(
         raise ValueError(f"vo_sign must be -1 or +1, got {sign!r}")
     target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     target.mul_(alpha).diagonal().add_(sign * beta)
-    # M Mᵀ = U Σ² Uᵀ (eigh, in float64: the smallest σ can be ~1e-3 or less), W_V = U Σ^½ and
-    # W_O = Σ^-½ Uᵀ M = Σ^½ Vᵀ. W_V W_O = U Uᵀ M = M however small σ is; ~1.5× faster than a full SVD on CPU.
-    target64 = target.double()
-    eigenvalues, u = torch.linalg.eigh(target64 @ target64.T)
-    root = eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).sqrt().sqrt()  # Σ^½
-    return (u * root).to(dtype), ((u.T @ target64) / root.unsqueeze(-1)).to(dtype)
+    w_v, w_o = balanced_factors(target.to(_working(dtype)), hidden_size)
+    return w_v.to(dtype), w_o.to(dtype)
+
+
+def _working(dtype: torch.dtype) -> torch.dtype:
+    """float64 where asked for, float32 otherwise (half precision is too coarse for the decompositions)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def balanced_factors(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W_V = U_m Σ_m^½`` and ``W_O = Σ_m^½ V_mᵀ`` for the top ``m = rank`` singular triplets of a square ``M``:
+    ``W_V W_O = U_m U_mᵀ M``, the best rank-``m`` approximation (``M`` itself for ``m = d``).
+
+    ``M Mᵀ = U Σ² Uᵀ`` (one ``eigh``, ~1.5× faster than a full SVD on CPU), and ``U_mᵀ M = Σ_m V_mᵀ``, whose row
+    norms are the singular values. Taking ``Σ`` from those norms rather than from the eigenvalues keeps the two
+    factors balanced (equal row and column norms, √σ) for the smallest σ too, where float32 eigenvalues of
+    ``M Mᵀ`` carry an absolute error of ~1e-7·σ₁² (σ ~ 1e-3 here); the product ``U_m U_mᵀ M`` holds at any σ
+    because ``U`` is orthonormal to working precision. So float32 is enough: about 2× faster than float64 on CPU,
+    and the precision GPUs are fast at (tests/test_attention_maths.py checks it against float64).
+    """
+    eigenvalues, u = torch.linalg.eigh(target @ target.mT)  # ascending
+    u = u[..., -rank:].flip(-1)
+    projected = u.mT @ target  # Σ_m V_mᵀ
+    root = torch.linalg.vector_norm(projected, dim=-1).clamp_min(torch.finfo(target.dtype).tiny).sqrt()  # Σ_m^½
+    return u * root.unsqueeze(-2), projected / root.unsqueeze(-1)
 
 
 def grouped_qk_factors(
@@ -365,9 +404,17 @@ def grouped_qk_factors(
     if alpha == 0.0:
         basis = math.sqrt(beta) * random_orthonormal(num_kv_heads, hidden_size, head_dim, dtype=dtype, device=device)
         return basis.repeat_interleave(group, dim=0), basis
+    rows = group * hidden_size  # [T_h]_{h∈g} stacked, heads of a group adjacent
+    if _revealed(svd, noise, rows, hidden_size, head_dim):
+        _, s, v, apply = revealed_randomized_svd(
+            num_kv_heads, rows, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device
+        )  # fmt: skip
+        per_head = (s / math.sqrt(group)).sqrt().unsqueeze(-2)  # σ̄^½, (G, 1, k)
+        w_q = apply(v / per_head).view(num_heads, hidden_size, head_dim)  # T_h V_g σ̄^-½, the same noise as the sketch
+        return w_q, v * per_head
     targets = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     targets.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # T_h = α·Z_h + β·I
-    stacked = targets.view(num_kv_heads, group * hidden_size, hidden_size)  # [T_h]_{h∈g}, heads of a group adjacent
+    stacked = targets.view(num_kv_heads, rows, hidden_size)
     if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
         _, s, v = top_svd(stacked, head_dim)
     else:
@@ -416,19 +463,17 @@ def grouped_vo_factors(
     target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     target.mul_(alpha).diagonal().add_(sign * beta)
     rank = min(hidden_size, width)
-    # Top-m SVD through M Mᵀ = U Σ² Uᵀ (eigh, float64, as vo_factors): W_V W̃_O = U_m U_mᵀ M, the rank-m truncation.
-    target64 = target.double()
-    eigenvalues, u = torch.linalg.eigh(target64 @ target64.T)
-    u, eigenvalues = u[:, -rank:].flip(-1), eigenvalues[-rank:].flip(-1)
-    root = eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).sqrt().sqrt()  # Σ_m^½
-    embed = random_orthonormal(width, rank, dtype=torch.float64, device=device) if width > rank else None
-    w_v, w_o_sum = u * root, (u.T @ target64) / root.unsqueeze(-1)  # (d, m), (m, d) = Σ_m^½ V_mᵀ
-    if embed is not None:
+    work = _working(dtype)
+    w_v, w_o_sum = balanced_factors(target.to(work), rank)  # (d, m), (m, d) = Σ_m^½ V_mᵀ: the rank-m truncation
+    # The draws below stay float64 (cast after): the random stream, and so every later draw of the model, is the
+    # one of the float64 construction.
+    if width > rank:
+        embed = random_orthonormal(width, rank, dtype=torch.float64, device=device).to(work)
         w_v, w_o_sum = w_v @ embed.T, embed @ w_o_sum
     group = num_heads // num_kv_heads
     w_o = (w_o_sum / group).view(num_kv_heads, 1, head_dim, hidden_size).expand(-1, group, -1, -1)
     if group > 1:
-        spread = torch.randn(num_kv_heads, group, head_dim, hidden_size, dtype=torch.float64, device=device)
+        spread = torch.randn(num_kv_heads, group, head_dim, hidden_size, dtype=torch.float64, device=device).to(work)
         spread = (spread - spread.mean(dim=1, keepdim=True)) * (w_o_sum / group).pow(2).mean().sqrt()
         w_o = w_o + spread
     return w_v.to(dtype), w_o.reshape(num_heads * head_dim, hidden_size).to(dtype)
