@@ -198,11 +198,15 @@ class RevealedGaussian:
         return r @ (self.a.mT @ y) + self.c @ (self.l.mT @ y)
 
 
-def revealed_fits(rows: int, cols: int, rank: int, oversample: int = 10, power_iters: int = 2) -> bool:
-    """Whether :func:`revealed_randomized_svd` applies: every direction it reveals (``(power_iters + 2)`` sketches of
-    ``rank + oversample`` columns, and as many rows) fits in half of each dimension, so that each new block is
-    well inside what is still unknown (its projection off the known directions keeps full rank)."""
-    return 2 * (power_iters + 2) * (rank + oversample) <= min(rows, cols)
+def revealed_fits(rows: int, cols: int, rank: int, oversample: int = 10) -> bool:
+    """Whether :func:`revealed_randomized_svd` is the cheaper route: ``min(rows, cols) ≥ 20·(rank + oversample)``.
+
+    Its cost is ``O(d·(k + p)²)`` small products per target against the dense sketch's ``O(d²·(k + p))`` large
+    ones; on one CPU thread the dense sketch is faster up to d/(k + p) ≈ 14 (ViT-B, ViT-L) and the lazy draw from
+    ≈ 28 (d = 2048, k = 64) (``OMP_NUM_THREADS=1 python benchmarks/bench_lazy_noise.py``). The margin also keeps
+    every revealed block, ``4·(k + p)`` directions at most, well inside the dimensions (full rank).
+    """
+    return 20 * (rank + oversample) <= min(rows, cols)
 
 
 def revealed_randomized_svd(
@@ -250,8 +254,18 @@ def revealed_randomized_svd(
     return q @ u_small, s, v, apply
 
 
+#: Heads whose d×d targets are formed at once by the dense routes (and sketched at once by the lazy one): the peak
+#: memory of a layer's QK construction is a few d×d matrices, not one per head (issue 33). Splitting the draws keeps
+#: the random stream, and so the exact route's factors, bit for bit.
+HEADS_PER_CHUNK = 4
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
 def _revealed(svd: str, noise: str, rows: int, cols: int, rank: int) -> bool:
-    """The randomized route with Gaussian noise, where the revealed draw fits: the noise is drawn lazily."""
+    """The randomized route with Gaussian noise, where drawing the noise lazily is the cheaper way."""
     randomized = svd == "randomized" or (svd == "auto" and 4 * rank < cols)
     return randomized and noise == "normal" and revealed_fits(rows, cols, rank)
 
@@ -278,7 +292,10 @@ def qk_factors(
         svd: ``"exact"`` (top-``k`` SVD through an eigendecomposition), ``"randomized"`` (a rank-``k+10`` sketch
             with two power iterations: its diagonal is within ~2% of exact for d=192, k=64 and ~6% low for d=768,
             k=64) or ``"auto"``: exact when ``k ≥ d/4`` (small d, where exact is cheap), randomized otherwise
-            (5× faster for ViT-B, 7× for GPT-2 XL widths; docs/RESULTS.md).
+            (5× faster for ViT-B, 7× for GPT-2 XL widths; docs/RESULTS.md). With Gaussian noise and
+            d ≥ 20·(k + 10) the randomized route never forms ``Z_h``: it draws ``Z_h`` only on the directions the
+            sketch touches (:func:`revealed_randomized_svd`), which gives the factors the same distribution for
+            ``O(d·k)`` numbers per head instead of ``d²`` (benchmarks/README.md).
 
     Returns:
         ``(W_Q, W_K)``, each of shape ``(num_heads, hidden_size, head_dim)``.
@@ -293,17 +310,21 @@ def qk_factors(
         basis = random_orthonormal(num_heads, hidden_size, head_dim, dtype=dtype, device=device)
         factor = math.sqrt(beta) * basis
         return factor, factor.clone()
-    if _revealed(svd, noise, hidden_size, hidden_size, head_dim):
-        u, s, v, _ = revealed_randomized_svd(num_heads, hidden_size, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device)
-    else:
-        target = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
-        target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
-        if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
-            u, s, v = top_svd(target, head_dim)
+    w_q, w_k = [], []
+    for heads in _chunks(num_heads, HEADS_PER_CHUNK):
+        if _revealed(svd, noise, hidden_size, hidden_size, head_dim):
+            u, s, v, _ = revealed_randomized_svd(heads, hidden_size, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device)
         else:
-            u, s, v = randomized_svd(target, head_dim)
-    root = s.sqrt().unsqueeze(-2)
-    return u * root, v * root
+            target = attention_noise(heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
+            target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
+            if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
+                u, s, v = top_svd(target, head_dim)
+            else:
+                u, s, v = randomized_svd(target, head_dim)
+        root = s.sqrt().unsqueeze(-2)
+        w_q.append(u * root)
+        w_k.append(v * root)
+    return torch.cat(w_q), torch.cat(w_k)
 
 
 def vo_factors(
@@ -405,16 +426,25 @@ def grouped_qk_factors(
         basis = math.sqrt(beta) * random_orthonormal(num_kv_heads, hidden_size, head_dim, dtype=dtype, device=device)
         return basis.repeat_interleave(group, dim=0), basis
     rows = group * hidden_size  # [T_h]_{h∈g} stacked, heads of a group adjacent
+    w_q, w_k = [], []
+    for groups in _chunks(num_kv_heads, max(1, HEADS_PER_CHUNK // group)):
+        q, k = _grouped_chunk(groups, group, hidden_size, head_dim, alpha, beta, noise, svd, dtype, device)
+        w_q.append(q)
+        w_k.append(k)
+    return torch.cat(w_q), torch.cat(w_k)
+
+
+def _grouped_chunk(groups, group, hidden_size, head_dim, alpha, beta, noise, svd, dtype, device):
+    """:func:`grouped_qk_factors` for ``groups`` key heads and their ``groups·group`` query heads."""
+    rows = group * hidden_size
     if _revealed(svd, noise, rows, hidden_size, head_dim):
-        _, s, v, apply = revealed_randomized_svd(
-            num_kv_heads, rows, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device
-        )  # fmt: skip
+        _, s, v, apply = revealed_randomized_svd(groups, rows, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device)
         per_head = (s / math.sqrt(group)).sqrt().unsqueeze(-2)  # σ̄^½, (G, 1, k)
-        w_q = apply(v / per_head).view(num_heads, hidden_size, head_dim)  # T_h V_g σ̄^-½, the same noise as the sketch
+        w_q = apply(v / per_head).view(groups * group, hidden_size, head_dim)  # T_h V_g σ̄^-½, the sketch's noise
         return w_q, v * per_head
-    targets = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
+    targets = attention_noise(groups * group, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     targets.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # T_h = α·Z_h + β·I
-    stacked = targets.view(num_kv_heads, rows, hidden_size)
+    stacked = targets.view(groups, rows, hidden_size)
     if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
         _, s, v = top_svd(stacked, head_dim)
     else:

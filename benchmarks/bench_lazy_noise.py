@@ -1,8 +1,10 @@
-"""The lazily drawn QK noise (issue 33) against the dense randomized route: statistics and seconds per layer.
+"""The lazily drawn QK noise (issue 33) against the dense randomized route it replaced: statistics of
+W_Q^h W_K^hᵀ (α1 = β1 = 0.7, heads of 64) and seconds per layer.
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/lazy_noise_prototype.py
+    python benchmarks/bench_lazy_noise.py
+    OMP_NUM_THREADS=1 python benchmarks/bench_lazy_noise.py
 
-Only at the prototype's commit (the route was measured and not kept: benchmarks/README.md).
+Both routes run the same sketch on the same distribution; only where Z is drawn differs (benchmarks/README.md).
 """
 
 import statistics
