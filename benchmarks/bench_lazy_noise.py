@@ -25,7 +25,8 @@ def lazy(heads, d, k):
     return revealed_randomized_svd(heads, d, d, 0.7, 0.7, k)[:3]
 
 
-print(f"{torch.get_num_threads()} threads\n| d | heads | dense diag | lazy diag | dense off-std | lazy off-std | dense s | lazy s |")
+print(f"{torch.get_num_threads()} threads")
+print("| d | heads | dense diag | lazy diag | dense off-std | lazy off-std | dense s | lazy s |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|")
 for d in (768, 1024, 2048):
     heads, k, row = d // 64, 64, []
@@ -41,4 +42,5 @@ for d in (768, 1024, 2048):
             route(heads, d, k)
             seconds[route].append(time.perf_counter() - start)
     (dd, do), (ld, lo) = row
-    print(f"| {d} | {heads} | {dd:.4f} | {ld:.4f} | {do:.4f} | {lo:.4f} | {statistics.median(seconds[dense]):.3f} | {statistics.median(seconds[lazy]):.3f} |", flush=True)
+    dense_s, lazy_s = statistics.median(seconds[dense]), statistics.median(seconds[lazy])
+    print(f"| {d} | {heads} | {dd:.4f} | {ld:.4f} | {do:.4f} | {lo:.4f} | {dense_s:.3f} | {lazy_s:.3f} |", flush=True)

@@ -15,7 +15,7 @@ Everything is computed in float32 (or float64 if asked); callers cast on write.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -132,7 +132,7 @@ class RevealedGaussian:
     def __init__(self, *shape: int, std: float, capacity: int, dtype: torch.dtype = torch.float32, device=None) -> None:
         *self.batch, self.n, self.m = shape
         self.std, self.dtype, self.device = std, dtype, device
-        buffer = lambda rows: torch.empty(*self.batch, rows, capacity, dtype=dtype, device=device)  # noqa: E731
+        buffer = lambda rows: torch.empty(*self.batch, rows, capacity, dtype=dtype, device=device)
         # R (…, m, r) orthonormal and A = Z R (…, n, r); L (…, n, l) orthonormal and Cᵀ = (I − R Rᵀ) Zᵀ L (…, m, l),
         # in buffers of ``capacity`` columns (known directions), filled from the left.
         self._r, self._a, self._l, self._c = buffer(self.m), buffer(self.n), buffer(self.n), buffer(self.m)
@@ -147,7 +147,7 @@ class RevealedGaussian:
         return self._a[..., : self.known_cols]
 
     @property
-    def l(self) -> torch.Tensor:  # noqa: E743
+    def l(self) -> torch.Tensor:
         return self._l[..., : self.known_rows]
 
     @property
@@ -313,7 +313,9 @@ def qk_factors(
     w_q, w_k = [], []
     for heads in _chunks(num_heads, HEADS_PER_CHUNK):
         if _revealed(svd, noise, hidden_size, hidden_size, head_dim):
-            u, s, v, _ = revealed_randomized_svd(heads, hidden_size, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device)
+            u, s, v, _ = revealed_randomized_svd(
+                heads, hidden_size, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device
+            )
         else:
             target = attention_noise(heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
             target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
@@ -373,7 +375,7 @@ def balanced_factors(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, tor
     because ``U`` is orthonormal to working precision. So float32 is enough: about 2× faster than float64 on CPU,
     and the precision GPUs are fast at (tests/test_attention_maths.py checks it against float64).
     """
-    eigenvalues, u = torch.linalg.eigh(target @ target.mT)  # ascending
+    _, u = torch.linalg.eigh(target @ target.mT)  # ascending
     u = u[..., -rank:].flip(-1)
     projected = u.mT @ target  # Σ_m V_mᵀ
     root = torch.linalg.vector_norm(projected, dim=-1).clamp_min(torch.finfo(target.dtype).tiny).sqrt()  # Σ_m^½
@@ -425,7 +427,6 @@ def grouped_qk_factors(
     if alpha == 0.0:
         basis = math.sqrt(beta) * random_orthonormal(num_kv_heads, hidden_size, head_dim, dtype=dtype, device=device)
         return basis.repeat_interleave(group, dim=0), basis
-    rows = group * hidden_size  # [T_h]_{h∈g} stacked, heads of a group adjacent
     w_q, w_k = [], []
     for groups in _chunks(num_kv_heads, max(1, HEADS_PER_CHUNK // group)):
         q, k = _grouped_chunk(groups, group, hidden_size, head_dim, alpha, beta, noise, svd, dtype, device)
@@ -436,9 +437,11 @@ def grouped_qk_factors(
 
 def _grouped_chunk(groups, group, hidden_size, head_dim, alpha, beta, noise, svd, dtype, device):
     """:func:`grouped_qk_factors` for ``groups`` key heads and their ``groups·group`` query heads."""
-    rows = group * hidden_size
+    rows = group * hidden_size  # [T_h]_{h∈g} stacked, heads of a group adjacent
     if _revealed(svd, noise, rows, hidden_size, head_dim):
-        _, s, v, apply = revealed_randomized_svd(groups, rows, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device)
+        _, s, v, apply = revealed_randomized_svd(
+            groups, rows, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device
+        )
         per_head = (s / math.sqrt(group)).sqrt().unsqueeze(-2)  # σ̄^½, (G, 1, k)
         w_q = apply(v / per_head).view(groups * group, hidden_size, head_dim)  # T_h V_g σ̄^-½, the sketch's noise
         return w_q, v * per_head
