@@ -255,8 +255,9 @@ def revealed_randomized_svd(
 
 
 #: Heads whose d×d targets are formed at once by the dense routes (and sketched at once by the lazy one): the peak
-#: memory of a layer's QK construction is a few d×d matrices, not one per head (issue 33). Splitting the draws keeps
-#: the random stream, and so the exact route's factors, bit for bit.
+#: memory of a layer's QK construction is a few d×d matrices, not one per head (issue 33). The exact route draws
+#: only the targets, in the same order either way, so its factors are those of one batch bit for bit; the dense
+#: randomized route interleaves each chunk's sketch with its targets (same draws in all, in another order).
 HEADS_PER_CHUNK = 4
 
 
