@@ -15,6 +15,7 @@ Everything is computed in float32 (or float64 if asked); callers cast on write.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -90,6 +91,186 @@ def randomized_svd(
     return q @ u_small, s, (small.mT @ u_small) / s.unsqueeze(-2)
 
 
+def orthonormalize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x = q t`` with ``q`` (..., n, p) orthonormal and ``t`` (..., p, p) upper triangular with a positive diagonal
+    (the QR decomposition with its sign fixed), by Cholesky QR applied twice.
+
+    Only products with ``x`` and ``p × p`` factorisations: on a shared CPU these keep their speed where LAPACK's
+    Householder QR, many small synchronised steps, can run 10× slower (benchmarks/README.md). Needs ``x`` of full
+    column rank and not too ill conditioned (κ ≲ 10³ in float32), as the sketches here are.
+
+    Example:
+        >>> q, t = orthonormalize(torch.randn(100, 8))
+        >>> torch.dist(q.mT @ q, torch.eye(8)) < 1e-5
+    """
+    q, t = x, None
+    for _ in range(2):
+        r = torch.linalg.cholesky(q.mT @ q, upper=True)
+        q = torch.linalg.solve_triangular(r, q, upper=True, left=False)
+        t = r if t is None else r @ t
+    return q, t
+
+
+class RevealedGaussian:
+    """A Gaussian matrix ``Z`` (..., n, m) with iid ``N(0, std²)`` entries that is never stored: only its products
+    with the matrices it is applied to are drawn, each exactly as the full matrix would give them.
+
+    After products ``Z X`` and ``Zᵀ Y`` (in any order, each input chosen from earlier outputs), ``Z`` is known only on
+    the column space ``R`` of the ``X``'s (``A = Z R``) and, apart from that, on the row space ``L`` of the ``Y``'s
+    (``C = Lᵀ Z (I − R Rᵀ)``); in those bases ``Z = A Rᵀ + L C + (I − L Lᵀ) W (I − R Rᵀ)``, where ``W`` is a fresh
+    Gaussian matrix independent of everything drawn so far (the blocks of an iid Gaussian matrix in orthonormal
+    bases are independent). A new product draws only ``W``'s blocks on the new directions: ``(n + m)·p`` numbers for
+    ``p`` new columns, instead of ``n·m`` for ``Z``. With ``r`` and ``l`` directions known the memory is
+    ``O((n + m)(r + l))``.
+
+    Example:
+        >>> z = RevealedGaussian(1, 500, 500, std=500 ** -0.5, capacity=20)
+        >>> y = z.matmul(torch.randn(1, 500, 10))         # Z Ω
+        >>> x = z.rmatmul(y)                              # Zᵀ (Z Ω), consistent with the same Z
+    """
+
+    def __init__(self, *shape: int, std: float, capacity: int, dtype: torch.dtype = torch.float32, device=None) -> None:
+        *self.batch, self.n, self.m = shape
+        self.std, self.dtype, self.device = std, dtype, device
+        buffer = lambda rows: torch.empty(*self.batch, rows, capacity, dtype=dtype, device=device)
+        # R (…, m, r) orthonormal and A = Z R (…, n, r); L (…, n, l) orthonormal and Cᵀ = (I − R Rᵀ) Zᵀ L (…, m, l),
+        # in buffers of ``capacity`` columns (known directions), filled from the left.
+        self._r, self._a, self._l, self._c = buffer(self.m), buffer(self.n), buffer(self.n), buffer(self.m)
+        self.known_cols = self.known_rows = 0
+
+    @property
+    def r(self) -> torch.Tensor:
+        return self._r[..., : self.known_cols]
+
+    @property
+    def a(self) -> torch.Tensor:
+        return self._a[..., : self.known_cols]
+
+    @property
+    def l(self) -> torch.Tensor:
+        return self._l[..., : self.known_rows]
+
+    @property
+    def c(self) -> torch.Tensor:
+        return self._c[..., : self.known_rows]
+
+    def _draw(self, rows: int, cols: int) -> torch.Tensor:
+        return torch.randn(*self.batch, rows, cols, dtype=self.dtype, device=self.device).mul_(self.std)
+
+    @staticmethod
+    def _new_directions(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor | None:
+        """Orthonormal ``q`` spanning ``(I − B Bᵀ) x`` (projected twice: classical Gram–Schmidt needs it); ``None``
+        when ``x`` lies in ``span(B)`` already. Otherwise ``(I − B Bᵀ) x`` must have full column rank, as the
+        sketches' inputs do."""
+        residual = x
+        for _ in range(2):
+            residual = residual - basis @ (basis.mT @ residual)
+        scale = torch.linalg.vector_norm(x, dim=-2)
+        if (torch.linalg.vector_norm(residual, dim=-2) <= 1e-4 * scale).all():
+            return None
+        return orthonormalize(residual)[0]
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """``Z @ x`` for ``x`` (…, m, p)."""
+        q = self._new_directions(x, self.r)
+        if q is None:
+            return self.a @ (self.r.mT @ x)
+        fresh = self._draw(self.n, q.shape[-1])  # W q
+        l, c = self.l, self.c
+        fresh -= l @ (l.mT @ fresh)  # (I − L Lᵀ) W q
+        fresh += l @ (c.mT @ q)  # Z q = A Rᵀ q + L C q + (I − L Lᵀ) W q, with Rᵀ q = 0
+        c -= q @ (q.mT @ c)  # (C (I − q qᵀ))ᵀ: Lᵀ Z restricted off the known columns
+        start, self.known_cols = self.known_cols, self.known_cols + q.shape[-1]
+        self._r[..., start : self.known_cols], self._a[..., start : self.known_cols] = q, fresh
+        return self.a @ (self.r.mT @ x)  # x lies in span(R) now
+
+    def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
+        """``Zᵀ @ y`` for ``y`` (…, n, p)."""
+        q = self._new_directions(y, self.l)
+        if q is None:
+            return self.r @ (self.a.mT @ y) + self.c @ (self.l.mT @ y)
+        fresh = self._draw(self.m, q.shape[-1])  # Wᵀ q
+        r = self.r
+        fresh -= r @ (r.mT @ fresh)  # (I − R Rᵀ) Wᵀ q: qᵀ Z (I − R Rᵀ), transposed
+        start, self.known_rows = self.known_rows, self.known_rows + q.shape[-1]
+        self._l[..., start : self.known_rows], self._c[..., start : self.known_rows] = q, fresh
+        # y lies in span(L) now, and Lᵀ Z = Lᵀ A Rᵀ + C, so Zᵀ y = Zᵀ L Lᵀ y = R Aᵀ y + Cᵀ Lᵀ y.
+        return r @ (self.a.mT @ y) + self.c @ (self.l.mT @ y)
+
+
+def revealed_fits(rows: int, cols: int, rank: int, oversample: int = 10) -> bool:
+    """Whether :func:`revealed_randomized_svd` is the cheaper route: ``min(rows, cols) ≥ 20·(rank + oversample)``.
+
+    Its cost is ``O(d·(k + p)²)`` small products per target against the dense sketch's ``O(d²·(k + p))`` large
+    ones; on one CPU thread the dense sketch is faster up to d/(k + p) ≈ 14 (ViT-B, ViT-L) and the lazy draw from
+    ≈ 28 (d = 2048, k = 64) (``OMP_NUM_THREADS=1 python benchmarks/bench_lazy_noise.py``). The margin also keeps
+    every revealed block, ``4·(k + p)`` directions at most, well inside the dimensions (full rank).
+    """
+    return 20 * (rank + oversample) <= min(rows, cols)
+
+
+def revealed_randomized_svd(
+    num: int,
+    rows: int,
+    cols: int,
+    alpha: float,
+    beta: float,
+    rank: int,
+    *,
+    oversample: int = 10,
+    power_iters: int = 2,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """:func:`randomized_svd` of ``num`` targets ``T = α·Z + β·S`` (``Z`` (rows × cols) Gaussian ``N(0, 1/cols)``,
+    ``S`` the ``rows / cols`` identities stacked), with ``Z`` drawn only where the sketch touches it
+    (:class:`RevealedGaussian`): the same arithmetic on the same distribution, so the factors have exactly the
+    distribution of the dense route's, for ``O(rows·rank)`` numbers per target instead of ``rows·cols``.
+
+    Returns ``U, S, V`` as :func:`randomized_svd`, and the map ``x ↦ T x`` on the same targets (grouped QK needs
+    ``T V``).
+    """
+    stack = rows // cols
+    sketch_size = min(rank + oversample, rows, cols)
+    capacity = (power_iters + 2) * sketch_size  # right: Ω, each power iteration, and T V; left: as many
+    z = RevealedGaussian(num, rows, cols, std=1.0 / math.sqrt(cols), capacity=capacity, dtype=dtype, device=device)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:  # T x = α Z x + β S x
+        return z.matmul(x).mul_(alpha).add_(x.repeat(1, stack, 1), alpha=beta)
+
+    def apply_t(y: torch.Tensor) -> torch.Tensor:  # Tᵀ y = α Zᵀ y + β Sᵀ y
+        return z.rmatmul(y).mul_(alpha).add_(y.view(num, stack, cols, -1).sum(1), alpha=beta)
+
+    omega = torch.randn(num, cols, sketch_size, dtype=dtype, device=device)
+    y = apply(omega)
+    for _ in range(power_iters):
+        y = apply(apply_t(y))
+    q, _ = orthonormalize(y)
+    small = apply_t(q).mT  # (…, sketch, cols): T ≈ q @ small
+    eigenvalues, u_small = torch.linalg.eigh(small @ small.mT)
+    s = eigenvalues[..., -rank:].flip(-1).clamp_min(torch.finfo(dtype).tiny).sqrt()
+    u_small = u_small[..., -rank:].flip(-1)
+    v = (small.mT @ u_small) / s.unsqueeze(-2)
+    return q @ u_small, s, v, apply
+
+
+#: Heads whose d×d targets are formed at once by the dense routes (and sketched at once by the lazy one): the peak
+#: memory of a layer's QK construction is a few d×d matrices, not one per head (issue 33). The exact route draws
+#: only the targets, in the same order either way, so its factors are those of one batch bit for bit; the dense
+#: randomized route interleaves each chunk's sketch with its targets (same draws in all, in another order).
+HEADS_PER_CHUNK = 4
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+def _revealed(svd: str, noise: str, rows: int, cols: int, rank: int) -> bool:
+    """The randomized route with Gaussian noise, where drawing the noise lazily is the cheaper way."""
+    randomized = svd == "randomized" or (svd == "auto" and 4 * rank < cols)
+    return randomized and noise == "normal" and revealed_fits(rows, cols, rank)
+
+
 def qk_factors(
     num_heads: int,
     hidden_size: int,
@@ -112,7 +293,10 @@ def qk_factors(
         svd: ``"exact"`` (top-``k`` SVD through an eigendecomposition), ``"randomized"`` (a rank-``k+10`` sketch
             with two power iterations: its diagonal is within ~2% of exact for d=192, k=64 and ~6% low for d=768,
             k=64) or ``"auto"``: exact when ``k ≥ d/4`` (small d, where exact is cheap), randomized otherwise
-            (5× faster for ViT-B, 7× for GPT-2 XL widths; docs/RESULTS.md, "Cost of construction").
+            (5× faster for ViT-B, 7× for GPT-2 XL widths; docs/RESULTS.md, "Cost of construction"). With Gaussian
+            noise and d ≥ 20·(k + 10) the randomized route never forms ``Z_h``: it draws ``Z_h`` only on the
+            directions the sketch touches (:func:`revealed_randomized_svd`), which gives the factors the same
+            distribution for ``O(d·k)`` numbers per head instead of ``d²`` (benchmarks/README.md).
 
     Returns:
         ``(W_Q, W_K)``, each of shape ``(num_heads, hidden_size, head_dim)``.
@@ -127,14 +311,23 @@ def qk_factors(
         basis = random_orthonormal(num_heads, hidden_size, head_dim, dtype=dtype, device=device)
         factor = math.sqrt(beta) * basis
         return factor, factor.clone()
-    target = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
-    target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
-    if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
-        u, s, v = top_svd(target, head_dim)
-    else:
-        u, s, v = randomized_svd(target, head_dim)
-    root = s.sqrt().unsqueeze(-2)
-    return u * root, v * root
+    w_q, w_k = [], []
+    for heads in _chunks(num_heads, HEADS_PER_CHUNK):
+        if _revealed(svd, noise, hidden_size, hidden_size, head_dim):
+            u, s, v, _ = revealed_randomized_svd(
+                heads, hidden_size, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device
+            )
+        else:
+            target = attention_noise(heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
+            target.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # α·Z_h + β·I, in place (these are large)
+            if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
+                u, s, v = top_svd(target, head_dim)
+            else:
+                u, s, v = randomized_svd(target, head_dim)
+        root = s.sqrt().unsqueeze(-2)
+        w_q.append(u * root)
+        w_k.append(v * root)
+    return torch.cat(w_q), torch.cat(w_k)
 
 
 def vo_factors(
@@ -163,12 +356,31 @@ def vo_factors(
         raise ValueError(f"vo_sign must be -1 or +1, got {sign!r}")
     target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     target.mul_(alpha).diagonal().add_(sign * beta)
-    # M Mᵀ = U Σ² Uᵀ (eigh, in float64: the smallest σ can be ~1e-3 or less), W_V = U Σ^½ and
-    # W_O = Σ^-½ Uᵀ M = Σ^½ Vᵀ. W_V W_O = U Uᵀ M = M however small σ is; ~1.5× faster than a full SVD on CPU.
-    target64 = target.double()
-    eigenvalues, u = torch.linalg.eigh(target64 @ target64.T)
-    root = eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).sqrt().sqrt()  # Σ^½
-    return (u * root).to(dtype), ((u.T @ target64) / root.unsqueeze(-1)).to(dtype)
+    w_v, w_o = balanced_factors(target.to(_working(dtype)), hidden_size)
+    return w_v.to(dtype), w_o.to(dtype)
+
+
+def _working(dtype: torch.dtype) -> torch.dtype:
+    """float64 where asked for, float32 otherwise (half precision is too coarse for the decompositions)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def balanced_factors(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W_V = U_m Σ_m^½`` and ``W_O = Σ_m^½ V_mᵀ`` for the top ``m = rank`` singular triplets of a square ``M``:
+    ``W_V W_O = U_m U_mᵀ M``, the best rank-``m`` approximation (``M`` itself for ``m = d``).
+
+    ``M Mᵀ = U Σ² Uᵀ`` (one ``eigh``, ~1.5× faster than a full SVD on CPU), and ``U_mᵀ M = Σ_m V_mᵀ``, whose row
+    norms are the singular values. Taking ``Σ`` from those norms rather than from the eigenvalues keeps the two
+    factors balanced (equal row and column norms, √σ) for the smallest σ too, where float32 eigenvalues of
+    ``M Mᵀ`` carry an absolute error of ~1e-7·σ₁² (σ ~ 1e-3 here); the product ``U_m U_mᵀ M`` holds at any σ
+    because ``U`` is orthonormal to working precision. So float32 is enough: about 2× faster than float64 on CPU,
+    and the precision GPUs are fast at (tests/test_attention_maths.py checks it against float64).
+    """
+    _, u = torch.linalg.eigh(target @ target.mT)  # ascending
+    u = u[..., -rank:].flip(-1)
+    projected = u.mT @ target  # Σ_m V_mᵀ
+    root = torch.linalg.vector_norm(projected, dim=-1).clamp_min(torch.finfo(target.dtype).tiny).sqrt()  # Σ_m^½
+    return u * root.unsqueeze(-2), projected / root.unsqueeze(-1)
 
 
 def grouped_qk_factors(
@@ -216,9 +428,27 @@ def grouped_qk_factors(
     if alpha == 0.0:
         basis = math.sqrt(beta) * random_orthonormal(num_kv_heads, hidden_size, head_dim, dtype=dtype, device=device)
         return basis.repeat_interleave(group, dim=0), basis
-    targets = attention_noise(num_heads, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
+    w_q, w_k = [], []
+    for groups in _chunks(num_kv_heads, max(1, HEADS_PER_CHUNK // group)):
+        q, k = _grouped_chunk(groups, group, hidden_size, head_dim, alpha, beta, noise, svd, dtype, device)
+        w_q.append(q)
+        w_k.append(k)
+    return torch.cat(w_q), torch.cat(w_k)
+
+
+def _grouped_chunk(groups, group, hidden_size, head_dim, alpha, beta, noise, svd, dtype, device):
+    """:func:`grouped_qk_factors` for ``groups`` key heads and their ``groups·group`` query heads."""
+    rows = group * hidden_size  # [T_h]_{h∈g} stacked, heads of a group adjacent
+    if _revealed(svd, noise, rows, hidden_size, head_dim):
+        _, s, v, apply = revealed_randomized_svd(
+            groups, rows, hidden_size, alpha, beta, head_dim, dtype=dtype, device=device
+        )
+        per_head = (s / math.sqrt(group)).sqrt().unsqueeze(-2)  # σ̄^½, (G, 1, k)
+        w_q = apply(v / per_head).view(groups * group, hidden_size, head_dim)  # T_h V_g σ̄^-½, the sketch's noise
+        return w_q, v * per_head
+    targets = attention_noise(groups * group, hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     targets.mul_(alpha).diagonal(dim1=-2, dim2=-1).add_(beta)  # T_h = α·Z_h + β·I
-    stacked = targets.view(num_kv_heads, group * hidden_size, hidden_size)  # [T_h]_{h∈g}, heads of a group adjacent
+    stacked = targets.view(groups, rows, hidden_size)
     if svd == "exact" or (svd == "auto" and 4 * head_dim >= hidden_size):
         _, s, v = top_svd(stacked, head_dim)
     else:
@@ -267,19 +497,17 @@ def grouped_vo_factors(
     target = attention_noise(hidden_size, hidden_size, distribution=noise, dtype=dtype, device=device)
     target.mul_(alpha).diagonal().add_(sign * beta)
     rank = min(hidden_size, width)
-    # Top-m SVD through M Mᵀ = U Σ² Uᵀ (eigh, float64, as vo_factors): W_V W̃_O = U_m U_mᵀ M, the rank-m truncation.
-    target64 = target.double()
-    eigenvalues, u = torch.linalg.eigh(target64 @ target64.T)
-    u, eigenvalues = u[:, -rank:].flip(-1), eigenvalues[-rank:].flip(-1)
-    root = eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).sqrt().sqrt()  # Σ_m^½
-    embed = random_orthonormal(width, rank, dtype=torch.float64, device=device) if width > rank else None
-    w_v, w_o_sum = u * root, (u.T @ target64) / root.unsqueeze(-1)  # (d, m), (m, d) = Σ_m^½ V_mᵀ
-    if embed is not None:
+    work = _working(dtype)
+    w_v, w_o_sum = balanced_factors(target.to(work), rank)  # (d, m), (m, d) = Σ_m^½ V_mᵀ: the rank-m truncation
+    # The draws below stay float64 (cast after): the random stream, and so every later draw of the model, is the
+    # one of the float64 construction.
+    if width > rank:
+        embed = random_orthonormal(width, rank, dtype=torch.float64, device=device).to(work)
         w_v, w_o_sum = w_v @ embed.T, embed @ w_o_sum
     group = num_heads // num_kv_heads
     w_o = (w_o_sum / group).view(num_kv_heads, 1, head_dim, hidden_size).expand(-1, group, -1, -1)
     if group > 1:
-        spread = torch.randn(num_kv_heads, group, head_dim, hidden_size, dtype=torch.float64, device=device)
+        spread = torch.randn(num_kv_heads, group, head_dim, hidden_size, dtype=torch.float64, device=device).to(work)
         spread = (spread - spread.mean(dim=1, keepdim=True)) * (w_o_sum / group).pow(2).mean().sqrt()
         w_o = w_o + spread
     return w_v.to(dtype), w_o.reshape(num_heads * head_dim, hidden_size).to(dtype)
