@@ -48,12 +48,17 @@ def fallback_logger():
     """transformers' logger of the fallback warnings, with a handler that records what it shows (``.shown``) and
     no filter of ours left behind."""
     logger = hf_logging.get_logger(FALLBACK_LOGGER)
+
+    def remove_ours() -> None:  # a script's main(), run in-process by another test, may have installed one
+        for installed in [f for f in logger.filters if isinstance(f, KernelFallbackNote)]:
+            logger.removeFilter(installed)
+
+    remove_ours()
     logger.shown = Shown()
     logger.addHandler(logger.shown)
     yield logger
     logger.removeHandler(logger.shown)
-    for installed in [f for f in logger.filters if isinstance(f, KernelFallbackNote)]:
-        logger.removeFilter(installed)
+    remove_ours()
 
 
 def test_ten_fallback_warnings_become_one_note_and_other_warnings_pass(fallback_logger):
