@@ -1,6 +1,7 @@
 """``hf-mimetic`` (also ``python -m hf_mimetic``): the copy demo, the structure the init creates, and pictures of it.
 
     hf-mimetic                          # = hf-mimetic demo: copy, Mamba 2, default vs mimetic (about 5 min on 2 cores)
+    hf-mimetic demo --steps 200 --seed 0 --out hf_mimetic_demo.png   # the same, with its options
     hf-mimetic structure                # per-layer structure of each registered model type, default → mimetic
     hf-mimetic structure --model_type vit
     hf-mimetic inspect runs/vit/checkpoint-400 --model_type vit --init both --out figures/vit
@@ -8,10 +9,8 @@
     hf-mimetic coverage                 # the catalogue as a markdown table (the README's coverage table)
 
 ``inspect`` takes model folders, Trainer checkpoint folders, Hub ids, and ``--model_type T`` to build one (``--init``
-default, mimetic or both), and draws them side by side (see :mod:`hf_mimetic.inspect.report`).
-
-The demo is one seed of the regime where the length-generalisation study (docs/RESULTS.md, "Mamba 2") found a robust
-difference over 3 seeds, each init at its own best learning rate from the same sweep.
+default, mimetic or both), and draws them side by side (see :mod:`hf_mimetic.inspect.report`). The demo is
+:mod:`hf_mimetic.demo`.
 """
 
 from __future__ import annotations
@@ -20,14 +19,13 @@ import argparse
 import json
 import os
 import socket
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from .catalog import KINDS, family, model_types
+from .demo import COPY_STEPS, PICTURE, copy_experiment
 from .inspect import columns, format_comparison, structure
 from .layouts.attention import AttentionLayout
 from .loading import build, load_saved
@@ -36,14 +34,6 @@ from .plan import find_targets
 
 if TYPE_CHECKING:
     from .inspect.report import Source
-
-# The study's regime (experiments/length_generalization.py, study "copy-mamba2"): thesis-like Mamba 2, copy, L = 50,
-# 200 steps, each init at its best learning rate of the sweep {3e-4, 1e-3, 3e-3, 1e-2}.
-COPY_MODEL = {"model_type": "mamba2", "hidden_size": 256, "num_layers": 2, "state_size": 128, "head_dim": 64}
-COPY_TASK = {"task": "copy", "vocab_size": 16, "train_max_len": 50, "eval_examples": 64}
-COPY_STEPS = 200
-COPY_LR = {"default": 3e-3, "mimetic": 1e-2}
-
 
 def describe(model_type: str, seed: int = 0) -> str:
     """Markdown section for one model type (its example config): the recipe, expected values and the default →
@@ -107,42 +97,6 @@ def timm_coverage_table() -> str:
             found.setdefault(target.layout.kind, f"{type(target.module).__name__} ({target.layout.description})")
         layers = "; ".join(f"{kind}: {found[kind]}" for kind in KINDS if kind in found)
         lines.append(f"| {name} | `{entry.example}` | {layers} | `{entry.preset}` |")
-    return "\n".join(lines)
-
-
-def _train_copy(mimetic_init: bool, learning_rate: float, seed: int, steps: int, threads: int) -> dict:
-    from .train import MimeticArguments
-    from .train.synthetic import (
-        SyntheticModelArguments,
-        SyntheticTaskArguments,
-        study_training_arguments,
-        train_synthetic,
-    )
-
-    torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory() as output_dir:
-        args = study_training_arguments(output_dir, steps, learning_rate, seed)
-        model_args = SyntheticModelArguments(**COPY_MODEL, mimetic_init=mimetic_init)
-        return train_synthetic(model_args, SyntheticTaskArguments(**COPY_TASK), MimeticArguments(), args)
-
-
-def copy_experiment(seed: int = 0, steps: int = COPY_STEPS) -> str:
-    """Train the default and the mimetic Mamba 2 side by side (one process each) and tabulate accuracy per length."""
-    threads = max(1, (os.cpu_count() or 2) // 2)
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        runs = {name: pool.submit(_train_copy, name == "mimetic", COPY_LR[name], seed, steps, threads) for name in COPY_LR}
-        results = {name: future.result()["eval"] for name, future in runs.items()}
-    lengths = sorted(results["default"])
-    lines = [
-        f"Copy, Mamba 2 (d=256, 2 layers, state 128, head dim 64), trained on lengths 1..{COPY_TASK['train_max_len']} for "
-        f"{steps} steps, seed {seed}. Token accuracy, teacher-forced / greedy decoding:",
-        "",
-        "| init | " + " | ".join(f"L={n}" for n in lengths) + " |",
-        "|---|" + "---:|" * len(lengths),
-    ]
-    for name, per_length in results.items():
-        cells = [f"{per_length[n]['tf_token_accuracy']:.3f} / {per_length[n]['greedy_token_accuracy']:.3f}" for n in lengths]
-        lines.append(f"| {name} (lr {COPY_LR[name]:g}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -225,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = commands.add_parser("demo", help="copy task, Mamba 2, default vs mimetic init (the default command)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", type=positive_int, default=COPY_STEPS, help="training steps")
+    demo.add_argument("--out", default=PICTURE, help="where to write the picture (PNG); default: %(default)s")
     shown = commands.add_parser("structure", help="the per-layer structure of the init, default → mimetic")
     shown.add_argument("--model_type", choices=model_types(), action="append", help="repeatable; default: every type")
     shown.add_argument("--seed", type=int, default=0)
@@ -253,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         for model_type in args.model_type or model_types():
             print(describe(model_type, args.seed))
     else:
-        print(copy_experiment(getattr(args, "seed", 0), getattr(args, "steps", COPY_STEPS)))
+        print(copy_experiment(getattr(args, "seed", 0), getattr(args, "steps", COPY_STEPS), Path(getattr(args, "out", PICTURE))))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from hf_mimetic.train import (
     resolve_checkpoint,
     train_and_evaluate,
 )
+from hf_mimetic.train.progress import note_kernel_fallbacks
 
 TEXT_COLUMNS = ("text", "sentence", "content")
 BUILT_VOCABULARIES = ("char", "byte", "word")
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.set_defaults(**DEFAULTS)
     model_args, data_args, mimetic_args, output_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     check_output_dir(training_args, output_args.overwrite_output_dir)
+    note_kernel_fallbacks()  # Mamba on CPU: one line instead of one warning per CUDA kernel
 
     splits = load_splits(data_args, seed=training_args.seed)
     text_column = find_column(splits["train"].column_names, TEXT_COLUMNS, data_args.text_column, "text")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,26 @@ TINY = {
 }
 FAST = ["--num_layers", "2", "--train_max_len", "4", "--max_steps", "3", "--eval_steps", "2", "--eval_examples", "4",
         "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]  # fmt: skip
+
+
+def test_without_a_terminal_the_script_prints_progress_lines_and_no_log_dicts(tmp_path, capfd):
+    """Under pytest stderr is no terminal: a line per report step instead of the Trainer's bar and printed dicts."""
+    argv = [*TINY["mamba2"], *[a for a in FAST if a not in ("--disable_tqdm", "true")], "--output_dir", str(tmp_path)]
+    train_synthetic.main([*argv, "--max_steps", "10"])
+    out, err = capfd.readouterr()
+    lines = re.findall(r"^step (\d+)/10 \(\d+%\), loss [\d.]+, \d+:\d\d elapsed, (?:about \d+:\d\d left|time left: estimating)(.*)$", out, re.M)
+    assert [int(step) for step, _ in lines] == list(range(1, 11))
+    # Evaluated every 2 steps: those lines carry the accuracy per length.
+    evaluated = [int(step) for step, tail in lines if re.fullmatch(r"; token accuracy at L=4: [\d.]+, L=8: [\d.]+, L=16: [\d.]+", tail)]
+    assert evaluated == [2, 4, 6, 8, 10]
+    assert "{'" not in out and "it/s]" not in err and "falling back" not in err
+
+
+def test_with_the_bar_the_script_prints_no_progress_lines(tmp_path, capfd):
+    train_synthetic.main([*TINY["mamba2"], *FAST, "--output_dir", str(tmp_path), "--disable_tqdm", "false"])
+    out, err = capfd.readouterr()
+    assert "/3 [" in err  # tqdm's bar
+    assert not re.search(r"^step \d+/3", out, re.M)
 
 
 @pytest.mark.parametrize("model_type", sorted(TINY))

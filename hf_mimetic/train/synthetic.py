@@ -19,15 +19,17 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 from ..tasks import TASKS, TaskCollator, TaskConfig, make_eval_dataset, make_train_dataset
 from ..tasks.metrics import argmax_logits, compute_metrics, evaluate_lengths
 from .arguments import MimeticArguments
 from .common import MimeticTrainer, resolve_checkpoint, run_recipe
+from .progress import Progress, ProgressReport
 from .sizes import LM_CONFIGS, LMSizes, lm_types
 
 CAUSAL_LM = "AutoModelForCausalLM"
@@ -82,8 +84,16 @@ class SyntheticTaskArguments:
     train_max_len: int = field(default=32, metadata={"help": "L; eval_lengths default to L, 2L, 4L"})
     eval_lengths: Optional[list[int]] = field(default=None, metadata={"help": "lengths to evaluate at"})
     eval_examples: int = field(default=128, metadata={"help": "examples per eval length"})
+    periodic_eval_examples: Optional[int] = field(
+        default=None, metadata={"help": "examples per eval length in the evaluations during training (default: eval_examples)"}
+    )
     greedy_eval: Optional[bool] = field(default=None, metadata={"help": "also decode greedily (default: not for MQAR)"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task generator (eval sets are fixed by it)"})
+
+    def __post_init__(self) -> None:
+        for name in ("eval_examples", "periodic_eval_examples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def task_config(self) -> TaskConfig:
         return TaskConfig(task=self.task, vocab_size=self.vocab_size, min_len=self.train_min_len, max_len=self.train_max_len, seed=self.task_seed)
@@ -148,12 +158,18 @@ def train_synthetic(
     mimetic_args: Any,
     training_args: TrainingArguments,
     callbacks: tuple[TrainerCallback, ...] = (),
+    progress: Optional[Callable[[Progress], None]] = None,
 ) -> dict[str, Any]:
     """Train with the Trainer, then evaluate at every eval length. Returns (and writes, on the main process,
     ``all_results.json`` in ``output_dir``) ``{"eval": {length: metrics}, "history": [...], "train": {...}}``.
 
     During training the Trainer evaluates teacher-forced accuracy on fixed eval sets at each length (set
-    ``eval_strategy``/``eval_steps``); at the end, :func:`hf_mimetic.tasks.metrics.evaluate_lengths` adds greedy decoding.
+    ``eval_strategy``/``eval_steps``; ``periodic_eval_examples`` per length); at the end,
+    :func:`hf_mimetic.tasks.metrics.evaluate_lengths` adds greedy decoding on ``eval_examples`` per length.
+
+    ``progress`` is called with a :class:`~hf_mimetic.train.progress.Progress` at the first step and about every 10%
+    of the steps (for example ``lambda p: print(progress_line(p))``); it replaces the log dicts the Trainer prints
+    when its tqdm bar is off.
     """
     task = task_args.task_config()
     lengths = task_args.lengths()
@@ -162,7 +178,8 @@ def train_synthetic(
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     torch.manual_seed(training_args.seed)  # the model's init depends only on --seed
     model = build_model(model_args, task, max(lengths), mimetic_args.overrides(), checkpoint)
-    eval_sets = {f"L{n}": make_eval_dataset(task, n, task_args.eval_examples) for n in lengths}
+    periodic_examples = task_args.periodic_eval_examples or task_args.eval_examples
+    eval_sets = {f"L{n}": make_eval_dataset(task, n, periodic_examples) for n in lengths}
     logger = EvalLogger()
     trainer = MimeticTrainer(
         model=model,
@@ -174,6 +191,9 @@ def train_synthetic(
         preprocess_logits_for_metrics=argmax_logits,
         callbacks=[logger, *callbacks],
     )
+    if progress is not None:
+        trainer.add_callback(ProgressReport(progress))
+        trainer.remove_callback(PrinterCallback)  # its dicts would repeat the progress lines
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - start
