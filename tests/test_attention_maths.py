@@ -97,7 +97,8 @@ def test_lazy_qk_has_the_distribution_of_the_dense_randomized_route():
 
 
 def test_lazy_qk_is_within_the_randomized_bias_of_the_exact_construction():
-    """The randomized sketch's known shortfall against the exact SVD (a few %: docs/RESULTS.md §1) is all the lazy
+    """The randomized sketch's known shortfall against the exact SVD (a few %: docs/RESULTS.md, "Cost of
+    construction") is all the lazy
     route adds: its diagonal, off-diagonal spread and spectrum are those of the exact construction within 10%."""
     torch.manual_seed(4)
     lazy = per_head_statistics(*qk_factors(HEADS, D, K, ALPHA, BETA, svd="randomized")).mean(0)
