@@ -176,8 +176,16 @@ def test_a_grouped_query_llama_trains_as_a_causal_lm(tmp_path):
         train_language_model.main([*argv[:-3], "--output_dir", str(tmp_path / "o2"), "--mimetic_init", "--position_scale", "2"])
 
 
-def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tmp_path):
+def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tmp_path, monkeypatch):
     train, validation = write_text_files(tmp_path / "data")
+    evaluated = []  # the evaluation set each run's Trainer receives
+
+    class RecordingTrainer(train_language_model.MimeticTrainer):
+        def __init__(self, *args, **kwargs):
+            evaluated.append(kwargs["eval_dataset"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(train_language_model, "MimeticTrainer", RecordingTrainer)
     runs = []
     for run in ("a", "b"):
         argv = [*TINY, *FEW_STEPS, "--model_type", "bert", "--train_file", str(train), "--validation_file",
@@ -189,6 +197,10 @@ def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tm
     assert config["model_type"] == "bert" and config["pad_token_id"] == tokenizer.pad_token_id
     assert set(config["mimetic_config"]["initialized"]) == {"attention", "positions"}
     assert all(0.0 <= run["eval_accuracy"] <= 1.0 for run in runs)
+    # Seeds 0 and 1 are scored on the same masked tokens.
+    first, second = (dataset.to_dict() for dataset in evaluated)
+    assert first == second and any(label != -100 for row in first["labels"] for label in row)
+    assert any(label == -100 for row in first["labels"] for label in row)
     from transformers import AutoModelForMaskedLM
 
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "a")
