@@ -172,6 +172,12 @@ def test_every_layers_filters_have_the_constructions_variance_at_its_depth(famil
         expected = covariance[k * k // 2, k * k // 2].item()
         assert centre.var().item() == pytest.approx(expected, rel=5 * math.sqrt(2 / (n - 1))), (index, sigma)
         assert centre.mean().item() == pytest.approx(0.0, abs=5 * math.sqrt(expected / n))
+        # The centre variance barely moves with σ (0.50–0.53); the correlation of the centre with its right
+        # neighbour does (0.17 at σ(0) = 0.5, 0.63 at σ(1) = 2.5). Its Fisher transform atanh(r) has sd 1/√(n − 3).
+        flat = conv.weight.detach()[:, 0].reshape(n, k * k).double()
+        measured = torch.corrcoef(flat[:, [k * k // 2, k * k // 2 + 1]].T)[0, 1].item()
+        correlation = (covariance[k * k // 2, k * k // 2 + 1] / covariance[k * k // 2 + 1, k * k // 2 + 1].sqrt() / math.sqrt(expected)).item()
+        assert math.atanh(measured) == pytest.approx(math.atanh(correlation), abs=5 / math.sqrt(n - 3)), (index, sigma)
 
 
 def test_conv_gain_multiplies_the_filters_and_nothing_else(family_conv):
