@@ -51,6 +51,10 @@ def _capture(module, query, key, value, attention_mask, **kwargs):
 AttentionInterface.register("hf_mimetic_capture", _capture)
 
 
+class _Captured(Exception):
+    """Raised after the last attention module: the forward pass has given everything it is run for."""
+
+
 def model_inputs(model, batch: int) -> dict:
     config = model.config
     if model.main_input_name == "pixel_values":
@@ -93,7 +97,13 @@ def forward_maps(model) -> list[dict]:
         if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
             records.append((inputs[0].detach(), output.detach()))
 
+    def stop(module, args, output):
+        raise _Captured  # the rest of the model (Mamba layers, the head over the vocabulary) reads nothing here
+
     handles = [m.register_forward_pre_hook(basis_input, with_kwargs=True) for m in modules]
+    # After the block that holds the last attention module (BERT's output projection is its sibling, not its child).
+    [parent] = [m for m in model.modules() if any(child is modules[-1] for child in m.children())][:1]
+    handles.append(parent.register_forward_hook(stop))
     handles += [leaf.register_forward_hook(record) for leaf in model.modules()
                 if not leaf._modules and any(True for _ in leaf.parameters(recurse=False))]  # fmt: skip
     width = max(getattr(model.config, "hidden_size", 0), getattr(model.config, "n_embd", 0))
@@ -102,6 +112,8 @@ def forward_maps(model) -> list[dict]:
     try:
         with torch.no_grad():
             model(**model_inputs(model, 2 * width + 1))
+    except _Captured:
+        pass
     finally:
         _ACTIVE[0] = False
         for handle in handles:
