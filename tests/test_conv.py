@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build
+from conftest import build, config_of
 from test_train_image_classification import TINY as IMAGE_TINY
 from test_train_image_classification import write_imagefolder
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
@@ -146,6 +146,50 @@ def test_replaced_filters_skip_their_native_draw_and_nothing_else_does(family_co
 @pytest.fixture(params=["convmixer", "convnext", "convnextv2"])
 def family_conv(request) -> str:
     return request.param
+
+
+#: Wide enough that the centre variance of each layer's filters is estimated to within a few percent: with n filters
+#: its relative sd is √(2/(n−1)), so 5 sd is 44 % for n = 256 and 36 % for n = 384; filters scaled by √2 (variance
+#: ×2) are far outside.
+WIDE = {"convmixer": dict(hidden_size=384, depth=3), "convnext": dict(hidden_sizes=[256, 384], depths=[2, 1]),
+        "convnextv2": dict(hidden_sizes=[256, 384], depths=[2, 1])}  # fmt: skip
+
+
+def test_every_layers_filters_have_the_constructions_variance_at_its_depth(family_conv):
+    """Read from the model's depthwise Conv2d layers (groups = channels), in order: the centre pixel's variance is
+    the projected covariance's at σ(d) of the layer's relative depth, with the thesis's schedule and gain 1."""
+    model = build(family_conv, config=config_of(family_conv, **WIDE[family_conv]), mimetic_init=True)
+    recipe = model.config.mimetic_config
+    schedule = tuple(recipe[k] for k in ("conv_sigma0", "conv_sigma_velocity", "conv_sigma_acceleration", "conv_gain"))
+    assert schedule == (0.5, 0.5, 3.0, 1.0)  # thesis §3.1.2, Fig. 3.7; unnormalised construction
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1]
+    assert len(convs) == 3
+    for index, conv in enumerate(convs):
+        k, n = conv.kernel_size[0], conv.out_channels
+        sigma = sigma_schedule(index / (len(convs) - 1), *schedule[:3])
+        covariance = nearest_psd(filter_covariance(k, sigma).reshape(k * k, k * k))
+        centre = conv.weight.detach()[:, 0].reshape(n, k * k)[:, k * k // 2].double()
+        expected = covariance[k * k // 2, k * k // 2].item()
+        assert centre.var().item() == pytest.approx(expected, rel=5 * math.sqrt(2 / (n - 1))), (index, sigma)
+        assert centre.mean().item() == pytest.approx(0.0, abs=5 * math.sqrt(expected / n))
+        # The centre variance barely moves with σ (0.50–0.53); the correlation of the centre with its right
+        # neighbour does (0.17 at σ(0) = 0.5, 0.63 at σ(1) = 2.5). Its Fisher transform atanh(r) has sd 1/√(n − 3).
+        flat = conv.weight.detach()[:, 0].reshape(n, k * k).double()
+        measured = torch.corrcoef(flat[:, [k * k // 2, k * k // 2 + 1]].T)[0, 1].item()
+        correlation = (covariance[k * k // 2, k * k // 2 + 1] / covariance[k * k // 2 + 1, k * k // 2 + 1].sqrt() / math.sqrt(expected)).item()
+        assert math.atanh(measured) == pytest.approx(math.atanh(correlation), abs=5 / math.sqrt(n - 3)), (index, sigma)
+
+
+def test_conv_gain_multiplies_the_filters_and_nothing_else(family_conv):
+    plain = build(family_conv, seed=3, mimetic_init=True).state_dict()
+    doubled = build(family_conv, seed=3, mimetic_init=True, mimetic_config={"conv_gain": 2.0}).state_dict()
+    filters = [key for key in plain if "dwconv.weight" in key]
+    assert filters
+    for key, value in plain.items():
+        if key in filters:
+            torch.testing.assert_close(doubled[key], 2 * value)
+        else:
+            assert torch.equal(doubled[key], value), key
 
 
 def test_frozen_filters_do_not_train_and_the_rest_does():

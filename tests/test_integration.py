@@ -37,6 +37,53 @@ def test_without_mimetic_init_weights_are_bit_identical_to_stock_transformers(fa
     assert_same_weights(stock, build(family, mimetic_init=False))
 
 
+STATE_HASHES = """
+import hashlib, sys, torch, transformers
+if sys.argv[1] == "after-import":
+    import hf_mimetic  # noqa: F401
+for folder in sys.argv[2:]:
+    config = transformers.AutoConfig.from_pretrained(folder)
+    torch.manual_seed(0)
+    model = getattr(transformers, config.architectures[0])._from_config(config)  # what the auto classes call
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes())
+    print(folder, digest.hexdigest())
+"""
+
+
+def test_default_init_is_stock_in_a_process_that_never_imported_hf_mimetic(tmp_path):
+    """Each registered family's tiny model (the class users train), built from seed 0 in a fresh process that never
+    imports hf_mimetic and in one that imports it first: the same bytes. A side effect of the import (on
+    transformers' init functions, say) cannot hide here as it can after uninstall() in this process. ConvMixer is
+    hf_mimetic's own model: stock transformers has no such class."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folders = []
+    for model_type, make_config in sorted(CONFIGS.items()):
+        if model_type == "convmixer":
+            continue
+        config = make_config()
+        config.architectures = [type(build(model_type, config=make_config())).__name__]
+        config.save_pretrained(tmp_path / model_type)
+        folders.append(str(tmp_path / model_type))
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+    def hashes(mode: str) -> dict[str, str]:
+        run = subprocess.run([sys.executable, "-c", STATE_HASHES, mode, *folders], env=env, capture_output=True,
+                             text=True, check=True, cwd=tmp_path)  # fmt: skip
+        return dict(line.split() for line in run.stdout.splitlines())
+
+    stock, after_import = hashes("stock"), hashes("after-import")
+    assert len(stock) == len(folders) >= 20
+    assert {Path(f).name for f, h in stock.items() if after_import[f] != h} == set()
+
+
 def test_install_is_idempotent(family):
     install()
     install()

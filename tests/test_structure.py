@@ -200,6 +200,11 @@ def test_mamba2_parameters_and_identity_conv():
         w_b, w_c = w[2 * inter : 2 * inter + gn], w[2 * inter + gn : 2 * inter + 2 * gn]
         per_group = (w_c * w_b).view(config.n_groups, config.state_size, -1).sum(1).mean().item()
         assert per_group == pytest.approx(0.5 * config.state_size * config.initializer_range**2, rel=0.3)
+        # W_B keeps its native draw (std σ) and W_C = ½(W_C′ + W_B): W_C − ½W_B is ½W_C′, std ½σ. Tolerances are
+        # 5 sd of a std estimated from n entries (relative sd 1/√(2n)); W_B and W_C exchanged fail both.
+        tolerance = 5 / math.sqrt(2 * w_b.numel())
+        assert w_b.std().item() == pytest.approx(config.initializer_range, rel=tolerance)
+        assert (w_c - 0.5 * w_b).std().item() == pytest.approx(0.5 * config.initializer_range, rel=tolerance)
         x = torch.randn(2, mixer.conv_dim, 9)
         y = mixer.conv1d(x)[..., :9]  # transformers' causal use of the padded conv
         torch.testing.assert_close(y, x)
@@ -207,13 +212,15 @@ def test_mamba2_parameters_and_identity_conv():
 
 def test_ssm_options_switch_components_off_and_select_layers():
     default = build("mamba2")
-    model = build("mamba2", mimetic_init=True, mimetic_config={"layers": [2], "ssm_delta": False})
+    options = {"layers": [2], "ssm_delta": False, "ssm_identity_conv": True}
+    model = build("mamba2", mimetic_init=True, mimetic_config=options)
     for index, layer in enumerate(model.backbone.layers):
         mixer, native = layer.mixer, default.backbone.layers[index].mixer
         shifted = torch.allclose(mixer.A_log, native.A_log - 8.0)
         assert shifted == (index == 2)
         assert not torch.allclose(torch.nn.functional.softplus(mixer.dt_bias), torch.ones(4))
-        assert not torch.allclose(mixer.conv1d(torch.ones(1, mixer.conv_dim, 5))[..., :5], torch.ones(1, mixer.conv_dim, 5))
+        x = torch.randn(1, mixer.conv_dim, 5)
+        assert torch.allclose(mixer.conv1d(x)[..., :5], x) == (index == 2)  # the identity conv, selected layer only
 
 
 def test_bc_diagonal_option_sets_the_scale():

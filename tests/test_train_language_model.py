@@ -176,8 +176,16 @@ def test_a_grouped_query_llama_trains_as_a_causal_lm(tmp_path):
         train_language_model.main([*argv[:-3], "--output_dir", str(tmp_path / "o2"), "--mimetic_init", "--position_scale", "2"])
 
 
-def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tmp_path):
+def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tmp_path, monkeypatch):
     train, validation = write_text_files(tmp_path / "data")
+    evaluated = []  # the evaluation set each run's Trainer receives
+
+    class RecordingTrainer(train_language_model.MimeticTrainer):
+        def __init__(self, *args, **kwargs):
+            evaluated.append(kwargs["eval_dataset"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(train_language_model, "MimeticTrainer", RecordingTrainer)
     runs = []
     for run in ("a", "b"):
         argv = [*TINY, *FEW_STEPS, "--model_type", "bert", "--train_file", str(train), "--validation_file",
@@ -189,6 +197,10 @@ def test_bert_trains_with_masked_language_modelling_on_fixed_evaluation_masks(tm
     assert config["model_type"] == "bert" and config["pad_token_id"] == tokenizer.pad_token_id
     assert set(config["mimetic_config"]["initialized"]) == {"attention", "positions"}
     assert all(0.0 <= run["eval_accuracy"] <= 1.0 for run in runs)
+    # Seeds 0 and 1 are scored on the same masked tokens.
+    first, second = (dataset.to_dict() for dataset in evaluated)
+    assert first == second and any(label != -100 for row in first["labels"] for label in row)
+    assert any(label == -100 for row in first["labels"] for label in row)
     from transformers import AutoModelForMaskedLM
 
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "a")
@@ -232,3 +244,54 @@ def test_evaluation_masks_follow_berts_rule_and_are_the_same_for_every_run():
     kept = sum(inputs[i] == ids[i] for i in scored) / len(scored)
     assert masked == pytest.approx(0.8, abs=0.03) and kept == pytest.approx(0.1 + 0.1 / 60, abs=0.03)
     assert all(inputs[i] == ids[i] for i in range(len(ids)) if labels[i] == -100)
+
+
+class LocalHub:
+    """Stands in for huggingface_hub's HfApi: create_repo and upload_folder copy to a local folder (no network)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create_repo(self, repo_id: str, **kwargs):
+        from types import SimpleNamespace
+
+        (self.root / repo_id).mkdir(parents=True, exist_ok=True)
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, repo_id: str, folder_path: str, ignore_patterns=(), **kwargs):
+        import fnmatch
+        import shutil
+
+        for path in Path(folder_path).rglob("*"):
+            relative = path.relative_to(folder_path)
+            if path.is_file() and not any(fnmatch.fnmatch(part, p) for p in ignore_patterns for part in relative.parts):
+                (self.root / repo_id / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, self.root / repo_id / relative)
+
+
+@pytest.mark.parametrize("precision", ["--bf16", "--fp16"])
+def test_half_precision_push_to_hub_and_the_position_scale_reach_the_saved_model(tmp_path, monkeypatch, precision):
+    """What the README promises of both scripts' flags, on GPT-2: --bf16 and --fp16 train (mixed precision: CPU
+    autocast here), --push_to_hub uploads the model and its card, and --position_scale is in the saved position table."""
+    import transformers.trainer
+    from safetensors.torch import load_file
+
+    from hf_mimetic.maths.positions import sinusoidal_1d
+
+    hub = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
+    train, validation = write_text_files(tmp_path / "data")
+    argv = [*TINY, *FEW_STEPS, "--train_file", str(train), "--validation_file", str(validation), "--output_dir",
+            str(tmp_path / "out"), "--mimetic_init", "--position_scale", "2", precision, "--push_to_hub",
+            "--hub_model_id", "me/tiny-gpt2"]  # fmt: skip
+    results = train_language_model.main(argv)
+    assert math.isfinite(results["eval_loss"])
+    pushed = tmp_path / "hub" / "me" / "tiny-gpt2"
+    config = json.loads((pushed / "config.json").read_text())
+    assert config["mimetic_config"]["position_scale"] == 2.0
+    assert "mimetic" in (pushed / "README.md").read_text().lower()
+    # Two steps at the default learning rate move the table by far less than its amplitude: it is still 2 × 0.02 ×
+    # the sinusoids (an ignored flag would leave 1 × 0.02 ×, the preset's).
+    table = load_file(pushed / "model.safetensors")["transformer.wpe.weight"].float()
+    expected = 2.0 * 0.02 * sinusoidal_1d(*table.shape)
+    assert (table - expected).abs().max().item() < 0.1 * expected.abs().max().item()
