@@ -44,6 +44,9 @@ def _start_worker(events: Any, threads: int) -> None:
 
     global _events
     _events = events
+    # The demo trains on the CPU. With DeepSpeed installed (the tests' extra), accelerate imports it when the Trainer
+    # starts, and DeepSpeed warns that it found no GPU unless told its accelerator.
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
     torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()  # "Writing model shards" of a model saved to a temporary folder
     note_kernel_fallbacks(lambda text: events.put(("note", text)))

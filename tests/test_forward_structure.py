@@ -267,15 +267,16 @@ def test_the_randomized_svd_route_meets_the_exact_constructions_statistics():
 
 
 def test_a_model_type_nobody_registered_is_matched_by_structure(recorded_noise):
-    """Granite's attention has q/k/v/o linear projections and a head_dim: it gets the init of the first preset for
-    attention (vision), with the exact targets in the forward pass, grouped heads included."""
+    """Granite's attention has q/k/v/o linear projections and a head_dim: with the preset named (it is never
+    guessed for an uncatalogued type), it gets that preset's exact targets in the forward pass, grouped heads
+    included."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.for_model("granite", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                   num_key_value_heads=2, intermediate_size=128, vocab_size=64, bos_token_id=1,
                                   eos_token_id=2, pad_token_id=0)  # fmt: skip
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, mimetic_init=True)
+    model = AutoModelForCausalLM.from_config(config, mimetic_init=True, mimetic_config={"preset": "vision"})
     recipe = model.config.mimetic_config
     assert recipe["preset"] == "vision" and recipe["initialized"] == {"attention": [0, 1]}
     maps = forward_maps(model)
