@@ -153,8 +153,8 @@ MUTATIONS = [
     ),
     Mutation(
         "vo_alpha-x0.88-maths", "hf_mimetic/maths/attention.py",
-        "    target.mul_(alpha).diagonal().add_(sign * beta)\n    # M Mᵀ",
-        "    target.mul_(0.88 * alpha).diagonal().add_(sign * beta)\n    # M Mᵀ",
+        "    target.mul_(alpha).diagonal().add_(sign * beta)\n    w_v, w_o = balanced_factors(",
+        "    target.mul_(0.88 * alpha).diagonal().add_(sign * beta)\n    w_v, w_o = balanced_factors(",
         (f"{PRESET_TARGETS}[gpt2]", f"{PRESET_TARGETS}[bert]"),
     ),
     Mutation(
@@ -165,8 +165,8 @@ MUTATIONS = [
     ),
     Mutation(
         "randomized-svd-without-power-iterations", "hf_mimetic/maths/attention.py",
-        "    for _ in range(power_iters):",
-        "    for _ in range(0):",
+        "    for _ in range(power_iters):\n        y = matrix @ (matrix.mT @ y)",
+        "    for _ in range(0):\n        y = matrix @ (matrix.mT @ y)",
         (f"{FORWARD}::test_the_randomized_svd_route_meets_the_exact_constructions_statistics",),
     ),
     # --- positions
