@@ -48,7 +48,7 @@ def test_each_dry_run_trains_every_variant_and_reports_the_pairs(dry_run, name):
     columns = [c.format(metric=study.metric) for c in study.columns]
     assert all(set(columns) <= r["results"].keys() and r["history"] for r in records)
     section = report.split(f"### {name}:")[1].split("\n### ")[0]
-    assert "Paired with the default" in section
+    assert "Paired with default (variant − default, same seed)" in section
     assert all(f"| {variant} |" in section for variant in study.variants)
     assert (folder / "figures" / f"{name}.png").stat().st_size > 0
 
