@@ -63,6 +63,15 @@ locate(os.environ.get(RESULTS_VARIABLE))
 
 
 # ----------------------------------------------------------------------------------------------------- how a cell runs
+def generated_data(name: str, make_data: Callable[[Path], None]) -> Path:
+    """The dataset folder ``name`` under the runs' folder, made by ``make_data`` on first use (shared by the run kinds
+    and by studies on the same data)."""
+    path = RUNS / "data" / name
+    if not path.exists():
+        make_data(path)
+    return path
+
+
 class Flags(dict):
     """A variant that passes script flags (not mimetic options) and keeps the default init."""
 
@@ -115,10 +124,7 @@ class ScriptRun:
 
     def data_path(self, study_name: str) -> Path:
         """The study's dataset, generated on first use."""
-        path = RUNS / "data" / (self.data or study_name)
-        if not path.exists():
-            self.make_data(path)
-        return path
+        return generated_data(self.data or study_name, self.make_data)
 
     def __call__(
         self, variant: dict[str, Any] | None, learning_rate: float, seed: int, output_dir: Path, study_name: str

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from _data import make_mnist
-from _runner import RUNS, Study, main
+from _runner import Study, generated_data, main
 
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]  # split name → (images (N, 3, S, S), labels (N,))
 
@@ -125,10 +125,7 @@ class TimmRun:
     make_data: Callable[[Path], None] = field(default=make_mnist, repr=False)
 
     def data_path(self, study_name: str) -> Path:
-        path = RUNS / "data" / self.data
-        if not path.exists():
-            self.make_data(path)
-        return path
+        return generated_data(self.data, self.make_data)
 
     def __call__(
         self, variant: dict[str, Any] | None, learning_rate: float, seed: int, output_dir: Path, study_name: str
