@@ -35,6 +35,32 @@ def build(family: str, seed: int = 0, config=None, **kwargs):
     return loading.build(family, seed=seed, config=config if config is not None else config_of(family), **kwargs)
 
 
+def native_init_of(model_type: str, monkeypatch, **kwargs) -> tuple[set[str], set[str]]:
+    """Build ``model_type`` (as :func:`build`) and return the names of its parameters that transformers' native init
+    functions drew into, and of those the mimetic layouts wrote (through ``transformers.initialization.copy_``, the
+    one writer of :func:`hf_mimetic.layouts.base.write`)."""
+    import transformers.initialization as hf_init
+
+    drawn, written = set(), set()
+    for name, function in list(hf_init.TORCH_INIT_FUNCTIONS.items()):
+        def recording(tensor, *args, _function=function, **kw):
+            drawn.add(id(tensor))
+            return _function(tensor, *args, **kw)
+        monkeypatch.setitem(hf_init.TORCH_INIT_FUNCTIONS, name, recording)
+    copy = hf_init.copy_
+
+    def recording_copy(tensor, other):
+        written.add(id(tensor))
+        return copy(tensor, other)
+
+    monkeypatch.setattr(hf_init, "copy_", recording_copy)
+    model = build(model_type, **kwargs)
+    monkeypatch.undo()
+    named = dict(model.named_parameters())
+    assert not any(hasattr(p, "_is_hf_initialized") for p in named.values()), "a skip flag was left behind"
+    return {n for n, p in named.items() if id(p) in drawn}, {n for n, p in named.items() if id(p) in written}
+
+
 def assert_resume_loses_nothing(main, argv: list[str], tmp_path, steps: int = 4, by_name_last: bool = False) -> None:
     """Run a training script's ``main`` for ``steps`` steps in one go, and again stopped at the middle checkpoint and
     resumed from it (``--resume_from_checkpoint <path>``, or ``last`` if ``by_name_last``): the last checkpoints must

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build, config_of
+from conftest import build, config_of, native_init_of
 from test_train_image_classification import TINY as IMAGE_TINY
 from test_train_image_classification import write_imagefolder
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
@@ -125,22 +125,10 @@ def test_covariance_filters_are_correlated_and_default_ones_are_not(family_conv)
 def test_replaced_filters_skip_their_native_draw_and_nothing_else_does(family_conv, monkeypatch):
     """The filters are overwritten entirely, so their native init is skipped (as for loaded weights); every other
     tensor still gets its native init, and no loaded-weight flag is left behind."""
-    import transformers.initialization as hf_init
-
-    drawn = []
-    for name, function in list(hf_init.TORCH_INIT_FUNCTIONS.items()):
-        def recording(tensor, *args, _function=function, **kwargs):
-            drawn.append(id(tensor))
-            return _function(tensor, *args, **kwargs)
-        monkeypatch.setitem(hf_init.TORCH_INIT_FUNCTIONS, name, recording)
-    default = build(family_conv)
-    natively_drawn_default = {name for name, p in default.named_parameters() if id(p) in drawn}
-    drawn.clear()
-    mimetic = build(family_conv, mimetic_init=True)
-    natively_drawn = {name for name, p in mimetic.named_parameters() if id(p) in drawn}
+    natively_drawn_default, _ = native_init_of(family_conv, monkeypatch)
+    natively_drawn, written = native_init_of(family_conv, monkeypatch, mimetic_init=True)
     filters = {name for name in natively_drawn_default if "dwconv.weight" in name}
-    assert filters and natively_drawn == natively_drawn_default - filters
-    assert not any(hasattr(p, "_is_hf_initialized") for p in mimetic.parameters())
+    assert filters and natively_drawn == natively_drawn_default - filters and filters <= written
 
 
 @pytest.fixture(params=["convmixer", "convnext", "convnextv2"])

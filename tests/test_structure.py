@@ -7,10 +7,11 @@ positive QK diagonal: so every product below is rebuilt from ``module.weight`` f
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
-from conftest import CONFIGS, build
+from conftest import CONFIGS, build, native_init_of
 
 from hf_mimetic.maths.attention import expected_qk_diagonal
 from hf_mimetic.maths.positions import sinusoidal_1d, sinusoidal_2d
@@ -134,6 +135,47 @@ def test_only_selected_layers_change(family):
             assert mean_diag(qk) > 0.05 and mean_diag(vo) < -0.1
         else:
             assert abs(mean_diag(qk)) < 0.02 and abs(mean_diag(vo)) < 0.02
+
+
+#: Attention projection weights by name, in every catalogued layout: query/key (``qk``), value/output (``vo``) and
+#: fused query-key-value (all three) projections. Named here from transformers' modules, not from the layouts.
+ATTENTION_WEIGHT = re.compile(
+    r"(attn|attention)\.(.*\.)?(?:(?P<qk>q_proj|k_proj|query|key)|(?P<vo>v_proj|o_proj|value|dense|c_proj|Wo)"
+    r"|(?P<qkv>c_attn|qkv_proj|query_key_value|Wqkv))\.weight$"
+)
+
+
+def attention_weights(names, recipe: dict) -> set[str]:
+    """The attention weights the recipe overwrites whole: q/k with ``qk``, v/o with ``vo``, fused qkv with both, in
+    the recipe's layers."""
+    chosen = set()
+    for name in names:
+        match = ATTENTION_WEIGHT.search(name)
+        if match and (recipe["layers"] is None or int(re.search(r"\.(\d+)\.", name).group(1)) in recipe["layers"]):
+            role = match.lastgroup
+            if (role == "qk" and recipe["qk"]) or (role == "vo" and recipe["vo"]) or (role == "qkv" and recipe["qk"] and recipe["vo"]):
+                chosen.add(name)
+    return chosen
+
+
+@pytest.mark.parametrize(
+    "model_type, recipe",
+    [(t, {}) for t in CONFIGS] + [("llama", {"vo": False}), ("llama", {"layers": [1]}), ("gpt2", {"qk": False}),
+                                  ("phi3", {"vo": False}), ("gpt_neox", {"qk": False})],
+)  # fmt: skip
+def test_overwritten_attention_weights_skip_their_native_draw(model_type, recipe, monkeypatch):
+    """The attention init overwrites q/k/v/o whole, so their native draws (a third of a decoder layer's besides its
+    MLP) are skipped, as for loaded weights; a fused qkv keeps its draw unless q, k and v are all written. Every
+    skipped weight is written, and everything else keeps its native init."""
+    natively_drawn_default, _ = native_init_of(model_type, monkeypatch)
+    natively_drawn, written = native_init_of(model_type, monkeypatch, mimetic_init=True, mimetic_config=recipe or None)
+    skipped = natively_drawn_default - natively_drawn
+    assert natively_drawn <= natively_drawn_default and skipped <= written
+    resolved = build(model_type, mimetic_init=True, mimetic_config=recipe or None).config.mimetic_config
+    expected = attention_weights(natively_drawn_default, resolved) if resolved.get("qk") is not None else set()
+    assert {name for name in skipped if "dwconv" not in name} == expected
+    if model_type in ("llama", "gpt2", "phi3", "bert") and not recipe:
+        assert expected  # the patterns above do name these layouts' weights
 
 
 def test_qk_only_vo_only_and_positive_vo():

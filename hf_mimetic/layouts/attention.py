@@ -59,6 +59,17 @@ class AttentionLayout(Layout):
     def write_factors(self, module: nn.Module, factors: Factors) -> None:
         raise NotImplementedError
 
+    def written(self, module: nn.Module, cfg: AttentionConfig) -> list[nn.Module]:
+        """The projections whose whole weight :meth:`write_factors` overwrites under ``cfg`` (default: none, so a
+        layout that does not say keeps every native draw)."""
+        return []
+
+    def replaced(self, module: nn.Module, cfg: AttentionConfig) -> tuple[tuple[nn.Module, nn.Parameter], ...]:
+        """The weights of :meth:`written`: their native draws would be thrown away (a third of a Llama layer's draws
+        besides its MLP). Each is listed under the attention module too, whose own native init may redraw a child's
+        weight (GPT-2's scaled ``c_proj``)."""
+        return tuple((owner, p.weight) for p in self.written(module, cfg) for owner in (p, module))
+
     def factors_of(self, module: nn.Module) -> Factors:
         """W_Q, W_K, W_V (d, H·k) and W_O (H·k, d) in the maths layout, read from the module's weights."""
         raise NotImplementedError

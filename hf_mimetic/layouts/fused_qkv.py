@@ -60,6 +60,10 @@ class FusedQKV(AttentionLayout):
             write(out.weight, factors.w_o.T)
             zero_(out.bias)
 
+    def written(self, module: nn.Module, cfg) -> list[nn.Module]:
+        qkv, out = module.get_submodule(self.qkv), module.get_submodule(self.out)
+        return ([qkv] if cfg.qk and cfg.vo else []) + ([out] if cfg.vo else [])  # qk alone: v keeps its native init
+
     def factors_of(self, module: nn.Module) -> Factors:
         qkv, out = module.get_submodule(self.qkv), module.get_submodule(self.out)
         fused = linear_map(qkv, qkv.in_features)  # (d, rows): columns are the fused layer's outputs

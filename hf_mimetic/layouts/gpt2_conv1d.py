@@ -37,6 +37,9 @@ class GPT2Conv1D(AttentionLayout):
             write(module.c_proj.weight, factors.w_o)  # replaces GPT-2's 1/√(2L) rescale of c_proj: W_V W_O is exact
             zero_(module.c_proj.bias)
 
+    def written(self, module: nn.Module, cfg) -> list[nn.Module]:
+        return ([module.c_attn] if cfg.qk and cfg.vo else []) + ([module.c_proj] if cfg.vo else [])  # c_attn: q, k, v
+
     def factors_of(self, module: nn.Module) -> Factors:
         d = module.embed_dim
         qkv = linear_map(module.c_attn, d)

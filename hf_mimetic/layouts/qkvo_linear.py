@@ -65,5 +65,9 @@ class QKVOLinear(AttentionLayout):
                 write(projection.weight, factor.T)  # nn.Linear stores Wᵀ
                 zero_(projection.bias)  # biases are not part of the products (our reading; native init zeroes them too)
 
+    def written(self, module: nn.Module, cfg) -> list[nn.Module]:
+        q, k, v, o = self._projections(module)
+        return ([q, k] if cfg.qk else []) + ([v, o] if cfg.vo else [])
+
     def factors_of(self, module: nn.Module) -> Factors:
         return Factors(*(linear_map(p, p.in_features) for p in self._projections(module)))
